@@ -1,0 +1,5 @@
+import sys
+
+from followme.cli import main
+
+sys.exit(main())

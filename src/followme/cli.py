@@ -1,0 +1,157 @@
+"""``followme <verb>``: one command line, each verb a module.
+
+  data check / data prepare   followme.data.check / followme.data.prepare
+  model summary               followme.models.summary
+  train                       followme.training
+  predict                     followme.predict
+  evaluate                    followme.evaluation.evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+log = logging.getLogger("followme")
+
+
+def cmd_data_check(a: argparse.Namespace) -> int:
+    from followme.data.check import folder_stats, format_stats
+
+    for folder in a.dirs:
+        print(format_stats(folder_stats(folder, skip_bad=a.skip_bad)))
+    return 0
+
+
+def cmd_data_prepare(a: argparse.Namespace) -> int:
+    from followme.data.prepare import prepare
+
+    n = prepare(a.raw, a.out)
+    print(f"wrote {n} image/mask pairs to {a.out}")
+    return 0
+
+
+def cmd_model_summary(a: argparse.Namespace) -> int:
+    from followme.models.summary import summary
+
+    print(summary(a.name, a.image_size))
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from followme.data.augment import AugmentConfig
+    from followme.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        train=a.train, val=a.val, model=a.model, out=a.out, epochs=a.epochs, minutes=a.minutes,
+        batch_size=a.batch_size, lr=a.lr, image_size=a.image_size, seed=a.seed,
+        threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume,
+        max_batches=a.max_batches, val_every=a.val_every, dice_weight=a.dice_weight,
+        far_hero_weight=a.far_hero_weight,
+        augment=AugmentConfig(paste=a.paste),
+    )
+    row = train(cfg)
+    print(json.dumps(row))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from followme.checkpoint import load_checkpoint
+    from followme.predict import predict_folder
+
+    written = predict_folder(load_checkpoint(a.model), a.images, a.out, overlays=a.overlay)
+    print(f"wrote {len(written)} predictions to {a.out}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from followme.evaluation.evaluate import evaluate, find_grade_dir, score_markdown
+
+    figures = evaluate(find_grade_dir(a.grade_dir), a.out, model=a.model, pred_dir=a.pred_dir)
+    print(score_markdown(figures))
+    print(f"wrote {a.out}/score.json, {a.out}/score.md and {a.out}/<subset>_samples.png")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from followme.models import DEFAULT_MODEL, MODELS
+
+    p = argparse.ArgumentParser(prog="followme", description=__doc__.split("\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true")
+    verbs = p.add_subparsers(dest="verb", required=True)
+
+    data = verbs.add_parser("data", help="check or prepare RoboND data")
+    data_verbs = data.add_subparsers(dest="data_verb", required=True)
+    c = data_verbs.add_parser("check", help="counts, class shares, hero sizes; fails on bad data")
+    c.add_argument("dirs", nargs="+", metavar="DIR")
+    c.add_argument("--skip-bad", action="store_true", help="skip bad files instead of failing")
+    c.set_defaults(func=cmd_data_check)
+    c = data_verbs.add_parser("prepare", help="raw QuadSim runs -> images/ + masks/")
+    c.add_argument("raw", metavar="RAW")
+    c.add_argument("out", metavar="OUT")
+    c.set_defaults(func=cmd_data_prepare)
+
+    model = verbs.add_parser("model", help="inspect architectures")
+    model_verbs = model.add_subparsers(dest="model_verb", required=True)
+    c = model_verbs.add_parser("summary", help="layer output shapes and parameter count")
+    c.add_argument("name", choices=sorted(MODELS))
+    c.add_argument("--image-size", type=int, default=160)
+    c.set_defaults(func=cmd_model_summary)
+
+    c = verbs.add_parser("train", help="train a segmentation model")
+    c.add_argument("--train", required=True, metavar="DIR")
+    c.add_argument("--val", metavar="DIR", help="RoboND or grading folder, scored each epoch")
+    c.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS))
+    c.add_argument("--epochs", type=int, default=30)
+    c.add_argument("--minutes", type=float, help="train this long instead of --epochs")
+    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--lr", type=float, default=3e-3)
+    c.add_argument("--image-size", type=int, default=160)
+    c.add_argument("--out", default="runs/default")
+    c.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--threads", type=int)
+    c.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    c.add_argument("--skip-bad", action="store_true")
+    c.add_argument("--val-every", type=int, default=1, metavar="N", help="validate every N epochs")
+    c.add_argument("--max-batches", type=int, help=argparse.SUPPRESS)
+    c.add_argument("--dice-weight", type=float, default=1.0)
+    c.add_argument("--far-hero-weight", type=float, default=3.0)
+    c.add_argument("--paste", type=float, default=0.5, help="hero copy-paste probability")
+    c.set_defaults(func=cmd_train)
+
+    c = verbs.add_parser("predict", help="write prediction PNGs for a folder of images")
+    c.add_argument("--model", metavar="CKPT", help="default: the shipped model")
+    c.add_argument("--images", required=True, metavar="DIR")
+    c.add_argument("--out", required=True, metavar="DIR")
+    c.add_argument("--overlay", action="store_true", help="also write tinted overlays")
+    c.set_defaults(func=cmd_predict)
+
+    c = verbs.add_parser("evaluate", help="the course score on a grading folder")
+    c.add_argument("--model", metavar="CKPT", help="default: the shipped model")
+    c.add_argument("--grade-dir", metavar="DIR",
+                   help="default: data/robond/validation_grade, then "
+                        "../shared/data/robond/validation_grade")
+    c.add_argument("--out", default="runs/evaluate", metavar="OUT")
+    c.add_argument("--pred-dir", metavar="DIR", help="score existing predictions DIR/<subset>/")
+    c.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(message)s" if args.verbose else "%(message)s")
+    from followme.data.robond import DataError
+
+    try:
+        return args.func(args)
+    except (DataError, FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+        print(f"followme: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

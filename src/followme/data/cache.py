@@ -1,0 +1,143 @@
+"""Decode a RoboND folder once into uint8 arrays on disk, memory-mapped on every later use.
+
+The cache key covers the file list (names, sizes, mtimes) and the image size, so a changed
+folder or another size builds a new cache and no epoch ever decodes a JPEG again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from followme.data.resize import labels_at_size, resize_image
+from followme.data.robond import DataError, Pair, find_pairs, read_pair
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoboNDArrays:
+    """A decoded RoboND folder. images (N, S, S, 3) uint8, labels (N, S, S) uint8 in {0, 1, 2},
+    class_pixels (N, 3) each class's pixel count in the full-size mask."""
+
+    names: list[str]
+    images: np.ndarray
+    labels: np.ndarray
+    class_pixels: np.ndarray
+    native_size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def hero_pixels(self) -> np.ndarray:
+        return self.class_pixels[:, 2]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FOLLOWME_CACHE", Path.home() / ".cache" / "followme"))
+
+
+def _key(pairs: list[Pair], size: int) -> str:
+    h = hashlib.sha256(f"v2 size={size}".encode())
+    for p in pairs:
+        for f in (p.image, p.mask):
+            st = f.stat()
+            h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _decode(pair: Pair, size: int):
+    try:
+        image, labels = read_pair(pair)
+    except ValueError as e:
+        return str(e)
+    counts = np.bincount(labels.ravel(), minlength=3)
+    return resize_image(image, size), labels_at_size(labels, size), counts, labels.shape
+
+
+def load_arrays(
+    root: str | Path,
+    image_size: int = 160,
+    skip_bad: bool = False,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> RoboNDArrays:
+    """Pair, validate, decode and resize a RoboND folder, through the on-disk cache."""
+    pairs, problems = find_pairs(root)
+    if problems and not skip_bad:
+        raise DataError(problems)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    stem = cache / f"robond-{_key(pairs, image_size)}"
+    meta_path = stem.with_suffix(".json")
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        problems += meta["problems"]
+        if problems and not skip_bad:
+            raise DataError(problems)
+        _warn_skipped(root, problems, len(meta["names"]))
+        return _open(stem, meta)
+
+    n, s = len(pairs), image_size
+    images = np.zeros((n, s, s, 3), np.uint8)
+    labels = np.zeros((n, s, s), np.uint8)
+    counts = np.zeros((n, 3), np.int64)
+    keep, bad, native = [], [], None
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        results = pool.map(lambda p: _decode(p, s), pairs)
+        for i, r in enumerate(tqdm(results, total=n, desc=f"decode {Path(root).name}",
+                                   disable=not progress, unit="img")):
+            if isinstance(r, str):
+                bad.append(r)
+                continue
+            images[i], labels[i], counts[i], shape = r
+            native = native or shape
+            keep.append(i)
+    problems += bad
+    if problems and not skip_bad:
+        raise DataError(problems)
+    if not keep:
+        raise DataError([f"{root}: no valid image/mask pairs"])
+    meta = {
+        "root": str(Path(root).resolve()),
+        "names": [pairs[i].key for i in keep],
+        "image_size": s,
+        "native_size": list(native),
+        "problems": bad,
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("images", images[keep]), ("labels", labels[keep]), ("counts", counts[keep])):
+        tmp = Path(f"{stem}.{name}.{os.getpid()}.tmp.npy")
+        with open(tmp, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        os.replace(tmp, f"{stem}.{name}.npy")
+    tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)
+    _warn_skipped(root, problems, len(keep))
+    return _open(stem, meta)
+
+
+def _open(stem: Path, meta: dict) -> RoboNDArrays:
+    def mm(name):
+        return np.load(f"{stem}.{name}.npy", mmap_mode="r")
+
+    return RoboNDArrays(meta["names"], mm("images"), mm("labels"), np.asarray(mm("counts")),
+                        tuple(meta["native_size"]))
+
+
+def _warn_skipped(root, problems: list[str], kept: int) -> None:
+    if problems:
+        for p in problems:
+            log.warning("skipped: %s", p)
+        log.warning("skipped %d bad file(s) in %s, kept %d pairs", len(problems), root, kept)

@@ -1,0 +1,46 @@
+"""``followme data check``: what is in a RoboND folder, and whether it is valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from followme.data.cache import load_arrays
+from followme.data.robond import CLASS_NAMES
+
+PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def folder_stats(root: str | Path, skip_bad: bool = False, image_size: int = 160) -> dict:
+    """Counts, class pixel shares, hero presence and hero size percentiles (full-size pixels).
+    Raises DataError naming the bad files unless ``skip_bad``."""
+    arrays = load_arrays(root, image_size, skip_bad=skip_bad)
+    counts = arrays.class_pixels
+    hero = arrays.hero_pixels
+    present = hero > 3
+    shares = counts.sum(0) / counts.sum()
+    return {
+        "folder": str(root),
+        "pairs": len(arrays),
+        "image_size": list(arrays.native_size),
+        "class_pixel_share": {n: float(s) for n, s in zip(CLASS_NAMES, shares, strict=True)},
+        "hero_present_share": float(present.mean()),
+        "hero_pixels_percentiles": {
+            f"p{p}": float(v)
+            for p, v in zip(PERCENTILES, np.percentile(hero[present], PERCENTILES)
+                            if present.any() else [0] * 5, strict=True)},
+        "far_hero_images": int(((hero > 3) & (hero < 1000)).sum()),
+    }
+
+
+def format_stats(s: dict) -> str:
+    h, w = s["image_size"]
+    lines = [f"{s['folder']}: {s['pairs']} valid image/mask pairs, {w}x{h}",
+             "class pixel share: " + ", ".join(f"{k} {v:.2%}"
+                                               for k, v in s["class_pixel_share"].items()),
+             f"hero present (> 3 px): {s['hero_present_share']:.1%} of images; "
+             f"far away (4-999 px): {s['far_hero_images']} images",
+             "hero size in pixels, where present: " + ", ".join(
+                 f"{k} {v:.0f}" for k, v in s["hero_pixels_percentiles"].items())]
+    return "\n".join(lines)

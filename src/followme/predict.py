@@ -1,0 +1,80 @@
+"""Folders of camera images -> prediction PNGs (softmax x 255, as the course wrote them) and
+optional overlays."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from followme.checkpoint import LoadedModel
+from followme.data.resize import resize_image
+from followme.data.robond import IMAGE_SUFFIXES, read_image
+from followme.inference import predict_probabilities
+
+log = logging.getLogger(__name__)
+
+HERO_TINT = np.array([0, 0, 255], np.float32)
+PEOPLE_TINT = np.array([0, 255, 0], np.float32)
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Images in ``folder``, or in ``folder/images`` for a RoboND folder."""
+    folder = Path(folder)
+    if (folder / "images").is_dir():
+        folder = folder / "images"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of images")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.stem.endswith(("_prediction", "_overlay")))
+
+
+def overlay(image: np.ndarray, prediction: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """Tint the hero blue and other people green. image (S, S, 3) uint8, prediction likewise."""
+    out = image.astype(np.float32)
+    for channel, tint in ((2, HERO_TINT), (1, PEOPLE_TINT)):
+        on = prediction[..., channel] > 127
+        out[on] = out[on] * (1 - strength) + tint * strength
+    return out.astype(np.uint8)
+
+
+def predict_folder(loaded: LoadedModel, images: str | Path, out: str | Path,
+                   overlays: bool = False, batch_size: int = 32, progress: bool = True,
+                   device: str = "cpu") -> list[Path]:
+    """Write ``<stem>_prediction.png`` (and ``<stem>_overlay.png``) for every image in ``images``.
+    An unreadable image is named in a warning and skipped."""
+    files = image_files(images)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    size = loaded.image_size
+    written = []
+    model = loaded.model.to(device)
+    bar = tqdm(total=len(files), desc=f"predict {Path(images).name}", unit="img",
+               disable=not progress)
+    for start in range(0, len(files), batch_size):
+        chunk, frames = [], []
+        for f in files[start:start + batch_size]:
+            try:
+                frames.append(resize_image(read_image(f), size))
+                chunk.append(f)
+            except ValueError as e:
+                log.warning("skipped: %s", e)
+        if frames:
+            probs = predict_probabilities(model, np.stack(frames), batch_size,
+                                          loaded.normalization, device)
+            for f, frame, p in zip(chunk, frames, probs, strict=True):
+                path = out / f"{f.stem}_prediction.png"
+                Image.fromarray(p).save(path)
+                written.append(path)
+                if overlays:
+                    Image.fromarray(overlay(frame, p)).save(out / f"{f.stem}_overlay.png")
+        bar.update(len(files[start:start + batch_size]))
+    bar.close()
+    skipped = len(files) - len(written)
+    if skipped:
+        log.warning("%s: skipped %d unreadable image(s)", images, skipped)
+    return written
+

@@ -1,0 +1,344 @@
+"""Training, top to bottom: config -> data -> model -> loop -> validation -> checkpoints.
+
+Every batch's sampling and augmentation come from a generator seeded by (seed, epoch, batch),
+so a run stopped at any batch and resumed repeats the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from followme.checkpoint import NORMALIZATION, read_checkpoint, save_checkpoint
+from followme.data.augment import AugmentConfig, HeroBank, augment
+from followme.data.cache import load_arrays
+from followme.evaluation.grading import grade, load_grading_set
+from followme.inference import predict_probabilities, to_tensor
+from followme.models import DEFAULT_MODEL, create_model, model_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    train: str = "data/robond/train"
+    val: str | None = "data/robond/validation"
+    model: str = DEFAULT_MODEL
+    out: str = "runs/default"
+    epochs: int = 30
+    minutes: float | None = None  # train for this long: the epoch count is set after epoch 1
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    dice_weight: float = 1.0  # soft-dice loss on the hero, added to cross-entropy
+    far_hero_weight: float = 3.0  # extra sampling weight of images with a small hero
+    image_size: int = 160
+    seed: int = 0
+    threads: int | None = None
+    device: str | None = None
+    skip_bad: bool = False
+    resume: bool = False
+    val_every: int = 1  # validate every N epochs (and always after the first and the last)
+    max_batches: int | None = None  # stop after this many batches in all (tests, profiling)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+# ---------------------------------------------------------------------------------- helpers
+def pick_device(name: str | None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def batch_generator(seed: int, epoch: int, batch: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device if device.type == "cuda" else "cpu")
+    g.manual_seed(seed * 1_000_003 + epoch * 100_003 + batch)
+    return g
+
+
+def sampling_weights(hero_pixels: np.ndarray, far_weight: float) -> torch.Tensor:
+    """Images with a far-away hero (4 to 999 pixels at full size) are drawn more often."""
+    far = (hero_pixels > 3) & (hero_pixels < 1000)
+    return torch.as_tensor(1.0 + far_weight * far, dtype=torch.float64)
+
+
+def epoch_order(weights: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 7919 + epoch)
+    return torch.multinomial(weights, len(weights), replacement=True, generator=g)
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, dice_weight: float) -> torch.Tensor:
+    """Cross-entropy plus a per-image soft dice on the hero channel, which like the course's
+    per-image IoU weighs a far-away hero as much as a near one. logits (B, 3, S, S)."""
+    logits = logits.float()
+    loss = F.cross_entropy(logits, labels)
+    if dice_weight:
+        p = logits.softmax(1)[:, 2].flatten(1)
+        t = (labels == 2).flatten(1).float()
+        dice = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
+        loss = loss + dice_weight * dice.mean()
+    return loss
+
+
+def write_log(out: Path, history: list[dict]) -> None:
+    with open(out / "log.csv.tmp", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for h in history for k in h)))
+        w.writeheader()
+        w.writerows(history)
+    os.replace(out / "log.csv.tmp", out / "log.csv")
+    plot_history(history, out / "loss.png")
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Train and validation loss per epoch, and the validation score, as the seed's
+    LoggerPlotter drew them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], ".-", label="train")
+    val = [h for h in history if "val_loss" in h]
+    if val:
+        ep = [h["epoch"] for h in val]
+        a.plot(ep, [h["val_loss"] for h in val], "o-", label="validation")
+        b.plot(ep, [h["val_final_score"] for h in val], "o-", label="final score")
+        b.plot(ep, [h["val_hero_iou"] for h in val], "o-", label="hero IoU (all images)")
+        b.legend()
+    a.set(xlabel="epoch", ylabel="loss", title="loss")
+    a.legend()
+    b.set(xlabel="epoch", title="validation")
+    fig.tight_layout()
+    fig.savefig(str(path) + ".tmp.png", dpi=80)
+    plt.close(fig)
+    os.replace(str(path) + ".tmp.png", path)
+
+
+@torch.no_grad()
+def validate(model, grading, device, batch_size: int, dice_weight: float) -> dict:
+    """Validation loss and the course figures on a grading set."""
+    model.eval()
+    losses, n = 0.0, 0
+    for arr in grading.arrays:
+        for i in range(0, len(arr), batch_size):
+            x = torch.from_numpy(np.array(arr.images[i:i + batch_size])).to(device)
+            y = torch.from_numpy(np.array(arr.labels[i:i + batch_size])).long().to(device)
+            losses += float(loss_fn(model(to_tensor(x)), y, dice_weight)) * len(x)
+            n += len(x)
+    figures = grade(lambda ims: predict_probabilities(model, ims, batch_size, device=device),
+                    grading)
+    model.train()
+    all_iou = [v["iou_hero"] * v["n"] for v in figures["subsets"].values()]
+    return {"val_loss": losses / n, "val_hero_iou": sum(all_iou) / n,
+            "val_final_score": figures["final_score"], "val_weight": figures["weight"],
+            "val_final_iou": figures["final_iou"]}
+
+
+class CtrlC:
+    """The first Ctrl-C asks the loop to stop at the end of the current batch, so the saved state
+    is a whole number of batches; a second one interrupts at once."""
+
+    def __init__(self):
+        self.stop = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        log.warning("Ctrl-C: stopping after this batch (again to abort)")
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+# ---------------------------------------------------------------------------------- training
+def train(cfg: TrainConfig) -> dict:
+    """Train a model; returns the last epoch's log row. Writes ``out/last.pt``, ``out/best.pt``,
+    ``out/log.csv`` and ``out/loss.png``."""
+    distributed = dist.is_available() and "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, world = 0, 1
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+        dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+    main = rank == 0
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and distributed:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(cfg.seed)
+    if cfg.batch_size % world:
+        raise ValueError(f"--batch-size {cfg.batch_size} must divide over {world} processes")
+    out = Path(cfg.out)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # ---- data: decoded once into uint8 arrays, held whole in memory (or on the GPU)
+    train_arrays = load_arrays(cfg.train, cfg.image_size, skip_bad=cfg.skip_bad, progress=main)
+    images = torch.from_numpy(np.array(train_arrays.images)).to(device)  # (N,S,S,3)
+    labels = torch.from_numpy(np.array(train_arrays.labels)).to(device)  # (N,S,S)
+    bank = HeroBank.from_arrays(train_arrays.images, train_arrays.labels,
+                                train_arrays.hero_pixels, seed=cfg.seed).to(device)
+    weights = sampling_weights(train_arrays.hero_pixels, cfg.far_hero_weight)
+    grading = load_grading_set(cfg.val, cfg.image_size, skip_bad=cfg.skip_bad,
+                               progress=main) if cfg.val else None
+    n_batches = len(images) // cfg.batch_size
+    if n_batches == 0:
+        raise ValueError(f"{cfg.train}: {len(images)} images, fewer than --batch-size")
+    log.info("train: %d images (%d far-hero), %d hero cut-outs; val: %s", len(images),
+             int((weights > 1).sum()), len(bank), len(grading) if grading else "none")
+
+    # ---- model and optimizer
+    model = create_model(cfg.model).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    use_bf16 = bf16_supported(device)
+    state = {"epoch": 0, "batch": 0, "total_epochs": cfg.epochs if not cfg.minutes else None,
+             "best_score": -1.0, "history": [], "train_seconds": 0.0}
+    if cfg.resume and (out / "last.pt").exists():
+        ckpt = read_checkpoint(out / "last.pt")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = ckpt["train_state"]
+        log.info("resumed from %s at epoch %d batch %d", out / "last.pt", state["epoch"],
+                 state["batch"])
+    ddp_model = (torch.nn.parallel.DistributedDataParallel(model) if distributed else model)
+
+    def checkpoint(path: Path, with_optimizer: bool = True) -> None:
+        ckpt = {"model_name": cfg.model, "model_config": model_config(cfg.model).to_dict(),
+                "image_size": cfg.image_size, "normalization": NORMALIZATION,
+                "model": model.state_dict(), "train_state": state,
+                "train_config": asdict(cfg)}
+        if with_optimizer:
+            ckpt["optimizer"] = opt.state_dict()
+        save_checkpoint(path, ckpt)
+
+    # ---- the loop
+    warmup = int(cfg.warmup_epochs * n_batches)
+    local = cfg.batch_size // world
+    seen_batches = 0
+    row: dict = state["history"][-1] if state["history"] else {}
+    ctrl_c = CtrlC()
+    try:
+        while state["total_epochs"] is None or state["epoch"] < state["total_epochs"]:
+            epoch = state["epoch"]
+            order = epoch_order(weights, cfg.seed, epoch)
+            total = (state["total_epochs"] or max(epoch + 1, 2)) * n_batches
+            bar = tqdm(range(state["batch"], n_batches), desc=f"epoch {epoch + 1}",
+                       disable=not main, unit="batch", dynamic_ncols=True)
+            t0, count = time.perf_counter(), 0
+            model.train()
+            for b in bar:
+                step = epoch * n_batches + b
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, total, warmup, cfg.lr)
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
+                g = batch_generator(cfg.seed, epoch, b, device)
+                x = images[idx].permute(0, 3, 1, 2).float()  # (B, 3, S, S) in [0, 255]
+                y = labels[idx].long()  # (B, S, S)
+                x, y = augment(x, y, cfg.augment, g, bank)
+                x = x[rank * local:(rank + 1) * local]
+                y = y[rank * local:(rank + 1) * local]
+                x = (x * NORMALIZATION["scale"] + NORMALIZATION["offset"]).contiguous(
+                    memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    logits = ddp_model(x)
+                loss = loss_fn(logits, y, cfg.dice_weight)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                state["loss_sum"] = state.get("loss_sum", 0.0) + loss.item()
+                count += 1
+                state["batch"] = b + 1
+                if count % 10 == 0 or b + 1 == n_batches:
+                    elapsed = time.perf_counter() - t0
+                    bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False,
+                                    img_s=f"{count * cfg.batch_size / elapsed:.0f}")
+                seen_batches += 1
+                if ctrl_c.stop:
+                    raise KeyboardInterrupt
+                if cfg.max_batches and seen_batches >= cfg.max_batches:
+                    raise StopIteration
+            bar.close()
+            epoch_seconds = time.perf_counter() - t0
+            state["train_seconds"] += epoch_seconds
+            row = {"epoch": epoch + 1, "train_loss": state.pop("loss_sum", 0.0) / n_batches,
+                   "lr": opt.param_groups[0]["lr"], "seconds": round(epoch_seconds, 2),
+                   "images_per_s": round(count * cfg.batch_size / epoch_seconds, 1)}
+            last_epoch = state["total_epochs"] is not None and epoch + 1 == state["total_epochs"]
+            if grading is not None and main and (
+                    epoch == 0 or last_epoch or (epoch + 1) % cfg.val_every == 0):
+                t1 = time.perf_counter()
+                row.update(validate(model, grading, device, 64, cfg.dice_weight))
+                row["val_seconds"] = round(time.perf_counter() - t1, 2)
+            if state["total_epochs"] is None:  # --minutes: fix the length after epoch 1
+                per_epoch = epoch_seconds + row.get("val_seconds", 0) / cfg.val_every
+                state["total_epochs"] = max(2, int(cfg.minutes * 60 / per_epoch))
+                if distributed:  # every process must agree on the length
+                    n = torch.tensor([state["total_epochs"]])
+                    dist.broadcast(n, 0)
+                    state["total_epochs"] = int(n)
+                log.info("--minutes %.1f: training for %d epochs", cfg.minutes,
+                         state["total_epochs"])
+            state["epoch"], state["batch"] = epoch + 1, 0
+            state["history"].append(row)
+            if main:
+                score = row.get("val_final_score", -row["train_loss"])
+                if ("val_final_score" in row or grading is None) and score > state["best_score"]:
+                    state["best_score"] = score
+                    checkpoint(out / "best.pt", with_optimizer=False)
+                checkpoint(out / "last.pt")
+                write_log(out, state["history"])
+                (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+                log.info("epoch %d: %s", epoch + 1,
+                         " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in row.items()))
+    except StopIteration:
+        if main:
+            checkpoint(out / "last.pt")
+    except KeyboardInterrupt:
+        if main:
+            checkpoint(out / "last.pt")
+            log.warning("interrupted: saved %s at epoch %d batch %d; continue with --resume",
+                        out / "last.pt", state["epoch"] + 1, state["batch"])
+    finally:
+        ctrl_c.restore()
+        if distributed:
+            dist.destroy_process_group()
+    return row

@@ -1,0 +1,84 @@
+"""Training: overfitting a few images, and resuming after a kill exactly where it stopped."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from followme import training
+from followme.checkpoint import load_checkpoint, read_checkpoint
+from followme.data.augment import AugmentConfig
+from followme.training import TrainConfig, train
+
+NO_AUGMENT = AugmentConfig(flip=0, shift=0, jitter=0, paste=0)
+
+
+def config(tmp_path, train_dir, **kw) -> TrainConfig:
+    base = dict(train=str(train_dir), val=None, model="seed", out=str(tmp_path / "run"),
+                epochs=2, batch_size=4, lr=1e-2, image_size=32, threads=1, device="cpu",
+                augment=AugmentConfig(paste=0.5))
+    return TrainConfig(**{**base, **kw})
+
+
+def test_overfits_eight_images(tmp_path, tiny_robond):
+    cfg = config(tmp_path, tiny_robond, epochs=60, batch_size=8, augment=NO_AUGMENT,
+                 far_hero_weight=0, val=str(tiny_robond))
+    train(cfg)
+    history = read_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["history"]
+    assert history[-1]["train_loss"] < 0.35 * history[0]["train_loss"]
+    # scored on the same 8 images; the 4 without a hero score 0 by definition, so 0.5 is perfect
+    assert history[-1]["val_hero_iou"] > 0.4
+    for name in ("best.pt", "last.pt", "log.csv", "loss.png"):
+        assert (tmp_path / "run" / name).exists()
+    assert load_checkpoint(tmp_path / "run" / "best.pt").name == "seed"
+
+
+def test_kill_and_resume_repeats_the_uninterrupted_run(tmp_path, tiny_robond, monkeypatch):
+    whole = config(tmp_path / "a", tiny_robond, batch_size=2)
+    train(whole)
+    expected = read_checkpoint(tmp_path / "a" / "run" / "last.pt")
+
+    calls = {"n": 0}
+    real_loss = training.loss_fn
+
+    def killed_at_third_batch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of a batch
+        return real_loss(*a, **k)
+
+    monkeypatch.setattr(training, "loss_fn", killed_at_third_batch)
+    part = config(tmp_path / "b", tiny_robond, batch_size=2)
+    train(part)
+    saved = read_checkpoint(tmp_path / "b" / "run" / "last.pt")["train_state"]
+    assert (saved["epoch"], saved["batch"]) == (0, 3)  # the batch under way was finished
+    monkeypatch.setattr(training, "loss_fn", real_loss)
+    train(config(tmp_path / "b", tiny_robond, batch_size=2, resume=True))
+    resumed = read_checkpoint(tmp_path / "b" / "run" / "last.pt")
+
+    got = [h["train_loss"] for h in resumed["train_state"]["history"]]
+    want = [h["train_loss"] for h in expected["train_state"]["history"]]
+    assert got == pytest.approx(want, rel=1e-6)
+    for k, v in expected["model"].items():
+        torch.testing.assert_close(resumed["model"][k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_minutes_fixes_the_epoch_count_after_the_first(tmp_path, tiny_robond):
+    train(config(tmp_path, tiny_robond, epochs=0, minutes=1e-4))
+    state = read_checkpoint(tmp_path / "run" / "last.pt")["train_state"]
+    assert state["total_epochs"] == 2 and state["epoch"] == 2
+
+
+def test_lr_warms_up_then_decays():
+    lrs = [training.lr_at(s, 100, 10, 1.0) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert lrs[-1] < 0.05
+
+
+def test_far_hero_images_are_drawn_more_often():
+    weights = training.sampling_weights(np.array([0, 50, 5000, 0]), far_weight=3.0)
+    order = training.epoch_order(weights, seed=0, epoch=0)
+    assert weights.tolist() == [1, 4, 1, 1] and len(order) == 4
