@@ -28,3 +28,52 @@ def predict_probabilities(model: nn.Module, images: np.ndarray | torch.Tensor,
         probs = model(to_tensor(batch, normalization)).float().softmax(1)
         out.append((probs * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def decode_jpeg(data: bytes, size: int) -> np.ndarray:
+    """JPEG or PNG bytes -> (size, size, 3) uint8 RGB, resized as the course did."""
+    import io
+
+    from PIL import Image
+
+    from followme.data.resize import resize_image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return resize_image(np.asarray(im.convert("RGB")), size)
+
+
+def hero_centroid(hero: np.ndarray, min_pixels: int = 10) -> tuple[float, float] | None:
+    """(row, col) centroid of the largest connected hero blob, or None when the hero has
+    ``min_pixels`` or fewer pixels. hero: (H, W) bool."""
+    from scipy import ndimage
+
+    if int(hero.sum()) <= min_pixels:
+        return None
+    blobs, n = ndimage.label(hero)
+    sizes = np.bincount(blobs.ravel())[1:]
+    largest = int(sizes.argmax()) + 1
+    r, c = ndimage.center_of_mass(blobs == largest)
+    return float(r), float(c)
+
+
+class HeroSegmenter:
+    """One camera frame at a time: image -> hero mask (p > 0.5) -> centroid, for the follower."""
+
+    def __init__(self, model: nn.Module, image_size: int, normalization: dict = NORMALIZATION):
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.size = image_size
+        self.normalization = normalization
+
+    @torch.inference_mode()
+    def probabilities(self, frame: np.ndarray) -> torch.Tensor:
+        """(S, S, 3) uint8 -> (3, S, S) float softmax."""
+        x = to_tensor(torch.from_numpy(np.array(frame))[None], self.normalization)
+        return self.model(x.contiguous(memory_format=torch.channels_last))[0].softmax(0)
+
+    def __call__(self, frame: np.ndarray | bytes):
+        """Returns (hero mask (S, S) bool, centroid (row, col) in pixels of the S x S mask or
+        None)."""
+        if isinstance(frame, bytes | bytearray):
+            frame = decode_jpeg(bytes(frame), self.size)
+        hero = (self.probabilities(frame)[2] > 0.5).numpy()
+        return hero, hero_centroid(hero)
