@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
+from PIL import Image
+from scipy import ndimage
 from torch import nn
 
 from followme.checkpoint import NORMALIZATION
+from followme.data.resize import resize_image
 
 
 def to_tensor(images: torch.Tensor, normalization: dict = NORMALIZATION) -> torch.Tensor:
@@ -32,12 +37,6 @@ def predict_probabilities(model: nn.Module, images: np.ndarray | torch.Tensor,
 
 def decode_jpeg(data: bytes, size: int) -> np.ndarray:
     """JPEG or PNG bytes -> (size, size, 3) uint8 RGB, resized as the course did."""
-    import io
-
-    from PIL import Image
-
-    from followme.data.resize import resize_image
-
     with Image.open(io.BytesIO(data)) as im:
         return resize_image(np.asarray(im.convert("RGB")), size)
 
@@ -45,8 +44,6 @@ def decode_jpeg(data: bytes, size: int) -> np.ndarray:
 def hero_centroid(hero: np.ndarray, min_pixels: int = 10) -> tuple[float, float] | None:
     """(row, col) centroid of the largest connected hero blob, or None when the hero has
     ``min_pixels`` or fewer pixels. hero: (H, W) bool."""
-    from scipy import ndimage
-
     if int(hero.sum()) <= min_pixels:
         return None
     blobs, n = ndimage.label(hero)
