@@ -46,7 +46,7 @@ def hero_centroid(hero: np.ndarray, min_pixels: int = 10) -> tuple[float, float]
     ``min_pixels`` or fewer pixels. hero: (H, W) bool."""
     if int(hero.sum()) <= min_pixels:
         return None
-    blobs, n = ndimage.label(hero)
+    blobs, _ = ndimage.label(hero)
     sizes = np.bincount(blobs.ravel())[1:]
     largest = int(sizes.argmax()) + 1
     r, c = ndimage.center_of_mass(blobs == largest)
@@ -72,5 +72,7 @@ class HeroSegmenter:
         None)."""
         if isinstance(frame, bytes | bytearray):
             frame = decode_jpeg(bytes(frame), self.size)
+        else:
+            frame = resize_image(frame, self.size)
         hero = (self.probabilities(frame)[2] > 0.5).numpy()
         return hero, hero_centroid(hero)
