@@ -1,6 +1,8 @@
 """Follower-path latency: 256x256 JPEG bytes -> hero mask -> centroid, one frame at a time.
 
-Prints p50/p99 latency and frames/s for each runtime and appends them to bench/results.md.
+Prints p50/p99 latency and frames/s for each runtime we ship, PyTorch eager and ONNX Runtime
+(on a fresh ``followme export --onnx`` of the model), and torch.compile when asked; appends them
+to bench/results.md.
 Last line: ``fps=<best runtime fps> p99_ms=<its p99>``.
 
     python bench/inference.py [--model CKPT] [--frames 300] [--threads N]
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import platform
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,8 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from followme.checkpoint import load_checkpoint
-from followme.inference import HeroSegmenter
+from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
+from followme.export import export_onnx
+from followme.inference import HeroSegmenter, OnnxModel
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared/data/robond/validation_grade"
 RESULTS = Path(__file__).with_name("results.md")
@@ -56,6 +60,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--compile", action="store_true", help="also time torch.compile")
+    p.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     loaded = load_checkpoint(a.model)
@@ -65,6 +70,12 @@ def main() -> None:
         compiled = torch.compile(loaded.model)
         runtimes["torch.compile"] = HeroSegmenter(compiled, loaded.image_size,
                                                   loaded.normalization)
+    if not a.no_onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path = Path(tmp) / "model.onnx"
+            export_onnx(a.model or SHIPPED_MODEL, onnx_path)
+            onnx = OnnxModel(onnx_path, a.threads)
+        runtimes["onnxruntime"] = HeroSegmenter(onnx, onnx.image_size)
     rows = []
     for name, segment in runtimes.items():
         ms = measure(segment, frames)

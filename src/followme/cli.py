@@ -5,6 +5,10 @@
   train                       followme.training
   predict                     followme.predict
   evaluate                    followme.evaluation.evaluate
+  export --onnx               followme.export
+  import-keras                followme.keras_import
+  follow                      followme.follower
+  sim record                  followme.sim.record
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         batch_size=a.batch_size, lr=a.lr, image_size=a.image_size, seed=a.seed,
         threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume,
         max_batches=a.max_batches, val_every=a.val_every, dice_weight=a.dice_weight,
-        far_hero_weight=a.far_hero_weight,
+        far_hero_weight=a.far_hero_weight, bf16=False if a.no_bf16 else None,
         augment=AugmentConfig(paste=a.paste),
     )
     row = train(cfg)
@@ -73,6 +77,33 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     print(score_markdown(figures))
     print(f"wrote {a.out}/score.json, {a.out}/score.md and {a.out}/<subset>_samples.png")
     return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from followme.export import export_onnx
+
+    diff = export_onnx(a.checkpoint, a.out)
+    print(f"wrote {a.out}: uint8 (B, S, S, 3) frames -> (B, S, S, 3) probabilities; "
+          f"agrees with PyTorch to {diff:.1e}")
+    return 0
+
+
+def cmd_import_keras(a: argparse.Namespace) -> int:
+    from followme.keras_import import cmd_import_keras
+
+    return cmd_import_keras(a)
+
+
+def cmd_follow(a: argparse.Namespace) -> int:
+    from followme.follower import cmd_follow
+
+    return cmd_follow(a)
+
+
+def cmd_sim_record(a: argparse.Namespace) -> int:
+    from followme.sim.record import cmd_sim_record
+
+    return cmd_sim_record(a)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dice-weight", type=float, default=1.0)
     c.add_argument("--far-hero-weight", type=float, default=3.0)
     c.add_argument("--paste", type=float, default=0.5, help="hero copy-paste probability")
+    c.add_argument("--no-bf16", action="store_true", help="train in float32 only")
     c.set_defaults(func=cmd_train)
 
     c = verbs.add_parser("predict", help="write prediction PNGs for a folder of images")
@@ -137,6 +169,45 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="runs/evaluate", metavar="OUT")
     c.add_argument("--pred-dir", metavar="DIR", help="score existing predictions DIR/<subset>/")
     c.set_defaults(func=cmd_evaluate)
+
+    c = verbs.add_parser("export", help="a checkpoint as an ONNX file for ONNX Runtime")
+    c.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX)")
+    c.add_argument("checkpoint", metavar="CKPT")
+    c.add_argument("out", metavar="OUT.onnx")
+    c.set_defaults(func=cmd_export)
+
+    c = verbs.add_parser("import-keras", help="a RoboND Keras model -> a followme checkpoint")
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="CONFIG_JSON WEIGHTS_H5 (as model_tools.save_network wrote them), "
+                        "or one MODEL.h5 holding both")
+    c.add_argument("--out", required=True, metavar="CKPT")
+    c.add_argument("--image-size", type=int,
+                   help="only for a model whose input has no fixed size")
+    c.set_defaults(func=cmd_import_keras)
+
+    from followme.follower import add_arguments as add_follow_arguments
+
+    c = verbs.add_parser("follow", help="serve QuadSim: camera frames in, the hero's position out")
+    add_follow_arguments(c)
+    c.set_defaults(func=cmd_follow)
+
+    sim = verbs.add_parser("sim", help="the simulated world: record RoboND data")
+    sim_verbs = sim.add_subparsers(dest="sim_verb", required=True)
+    c = sim_verbs.add_parser("record", help="fly the simulated quad, write images/ + masks/")
+    c.add_argument("--out", required=True, metavar="DIR")
+    c.add_argument("--frames", type=int, required=True, metavar="N")
+    c.add_argument("--mode", choices=("patrol", "follow", "mixed"), default="mixed")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--grade", action="store_true",
+                   help="write following_images/, patrol_with_targ/, patrol_non_targ/ by hero size")
+    c.add_argument("--resume", action="store_true",
+                   help="continue the recording in a non-empty DIR (same settings)")
+    c.add_argument("--interval", type=float, help="simulated seconds between frames (0.5)")
+    c.add_argument("--scenario-frames", type=int, metavar="N", help="frames per world (200)")
+    c.add_argument("--people", type=int, nargs=2, metavar=("MIN", "MAX"),
+                   help="crowd size per world (10 40)")
+    c.add_argument("--depth", action="store_true", help="also write depth/*.png as QuadSim does")
+    c.set_defaults(func=cmd_sim_record)
     return p
 
 

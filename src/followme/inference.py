@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,7 +12,7 @@ from PIL import Image
 from scipy import ndimage
 from torch import nn
 
-from followme.checkpoint import NORMALIZATION
+from followme.checkpoint import NORMALIZATION, load_checkpoint
 from followme.data.resize import resize_image
 
 
@@ -23,14 +25,20 @@ def to_tensor(images: torch.Tensor, normalization: dict = NORMALIZATION) -> torc
 @torch.inference_mode()
 def predict_probabilities(model: nn.Module, images: np.ndarray | torch.Tensor,
                           batch_size: int = 64, normalization: dict = NORMALIZATION,
-                          device: str | torch.device = "cpu") -> np.ndarray:
+                          device: str | torch.device = "cpu",
+                          on_logits: Callable[[int, torch.Tensor], None] | None = None
+                          ) -> np.ndarray:
     """(N, S, S, 3) uint8 images -> (N, S, S, 3) uint8 softmax probabilities x 255, the course's
-    prediction PNG. A pixel counts as predicted where the value is > 127."""
+    prediction PNG. A pixel counts as predicted where the value is > 127. ``on_logits(start,
+    logits)`` sees each batch's raw output, e.g. for a validation loss from the same pass."""
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
         batch = torch.as_tensor(np.array(images[i:i + batch_size])).to(device)
-        probs = model(to_tensor(batch, normalization)).float().softmax(1)
+        logits = model(to_tensor(batch, normalization)).float()
+        if on_logits is not None:
+            on_logits(i, logits)
+        probs = logits.softmax(1)
         out.append((probs * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
 
@@ -53,19 +61,47 @@ def hero_centroid(hero: np.ndarray, min_pixels: int = 10) -> tuple[float, float]
     return float(r), float(c)
 
 
-class HeroSegmenter:
-    """One camera frame at a time: image -> hero mask (p > 0.5) -> centroid, for the follower."""
+class OnnxModel:
+    """A model exported by ``followme export --onnx``, run by ONNX Runtime on the CPU:
+    (B, S, S, 3) uint8 frames -> (B, S, S, 3) float32 probabilities."""
 
-    def __init__(self, model: nn.Module, image_size: int, normalization: dict = NORMALIZATION):
-        self.model = model.eval().to(memory_format=torch.channels_last)
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types for a bad or missing file
+            raise ValueError(f"{path}: not a readable ONNX model ({e})") from e
+        self.image_size = int(self.session.get_inputs()[0].shape[1])
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"image": np.ascontiguousarray(images)})[0]
+
+
+class HeroSegmenter:
+    """One camera frame at a time: image -> hero mask (p > 0.5) -> centroid, for the follower.
+    The model is a PyTorch module or an :class:`OnnxModel`."""
+
+    def __init__(self, model: nn.Module | OnnxModel, image_size: int,
+                 normalization: dict = NORMALIZATION):
+        if isinstance(model, nn.Module):
+            model = model.eval().to(memory_format=torch.channels_last)
+        self.model = model
         self.size = image_size
         self.normalization = normalization
 
-    @torch.inference_mode()
-    def probabilities(self, frame: np.ndarray) -> torch.Tensor:
-        """(S, S, 3) uint8 -> (3, S, S) float softmax."""
-        x = to_tensor(torch.from_numpy(np.array(frame))[None], self.normalization)
-        return self.model(x.contiguous(memory_format=torch.channels_last))[0].softmax(0)
+    def probabilities(self, frame: np.ndarray) -> np.ndarray:
+        """(S, S, 3) uint8 -> (S, S, 3) float32 softmax."""
+        if isinstance(self.model, OnnxModel):
+            return self.model(frame[None])[0]
+        with torch.inference_mode():
+            x = to_tensor(torch.from_numpy(np.array(frame))[None], self.normalization)
+            logits = self.model(x.contiguous(memory_format=torch.channels_last))[0]
+            return logits.permute(1, 2, 0).softmax(-1).numpy()
 
     def __call__(self, frame: np.ndarray | bytes):
         """Returns (hero mask (S, S) bool, centroid (row, col) in pixels of the S x S mask or
@@ -74,5 +110,15 @@ class HeroSegmenter:
             frame = decode_jpeg(bytes(frame), self.size)
         else:
             frame = resize_image(frame, self.size)
-        hero = (self.probabilities(frame)[2] > 0.5).numpy()
+        hero = self.probabilities(frame)[..., 2] > 0.5
         return hero, hero_centroid(hero)
+
+
+def load_segmenter(path: str | Path | None = None, threads: int | None = None) -> HeroSegmenter:
+    """A segmenter for a checkpoint, or for an ``.onnx`` export run by ONNX Runtime. No path:
+    the shipped model."""
+    if path is not None and str(path).endswith(".onnx"):
+        onnx = OnnxModel(path, threads)
+        return HeroSegmenter(onnx, onnx.image_size)
+    loaded = load_checkpoint(path)
+    return HeroSegmenter(loaded.model, loaded.image_size, loaded.normalization)

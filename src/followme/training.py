@@ -19,15 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
+from followme import distributed
 from followme.checkpoint import NORMALIZATION, read_checkpoint, save_checkpoint
 from followme.data.augment import AugmentConfig, HeroBank, augment
 from followme.data.cache import load_arrays
 from followme.evaluation.grading import grade, load_grading_set
-from followme.inference import predict_probabilities, to_tensor
+from followme.inference import predict_probabilities
 from followme.models import DEFAULT_MODEL, create_model, model_config
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     device: str | None = None
+    bf16: bool | None = None  # bf16 autocast; None: where the device supports it
     skip_bad: bool = False
     resume: bool = False
     val_every: int = 1  # validate every N epochs (and always after the first and the last)
@@ -109,6 +111,22 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, dice_weight: float) -> t
     return loss
 
 
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               dice_weight: float, bf16: bool, channels_last: bool = True) -> torch.Tensor:
+    """One optimizer step on a batch: x (B, 3, S, S) float pixels in [0, 255], y (B, S, S)
+    class indices. Returns the loss, still on the device."""
+    x = x * NORMALIZATION["scale"] + NORMALIZATION["offset"]
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x)
+    loss = loss_fn(logits, y, dice_weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 def write_log(out: Path, history: list[dict]) -> None:
     with open(out / "log.csv.tmp", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for h in history for k in h)))
@@ -146,20 +164,26 @@ def plot_history(history: list[dict], path: Path) -> None:
 
 @torch.no_grad()
 def validate(model, grading, device, batch_size: int, dice_weight: float) -> dict:
-    """Validation loss and the course figures on a grading set."""
+    """Validation loss and the course figures on a grading set, from one pass over it."""
     model.eval()
-    losses, n = 0.0, 0
-    for arr in grading.arrays:
-        for i in range(0, len(arr), batch_size):
-            x = torch.from_numpy(np.array(arr.images[i:i + batch_size])).to(device)
-            y = torch.from_numpy(np.array(arr.labels[i:i + batch_size])).long().to(device)
-            losses += float(loss_fn(model(to_tensor(x)), y, dice_weight)) * len(x)
-            n += len(x)
-    figures = grade(lambda ims: predict_probabilities(model, ims, batch_size, device=device),
-                    grading)
+    losses = []
+    subsets = iter(grading.arrays)
+
+    def predict(images):
+        labels = next(subsets).labels
+
+        def add_loss(start: int, logits: torch.Tensor) -> None:
+            y = torch.from_numpy(np.array(labels[start:start + len(logits)])).long().to(device)
+            losses.append(float(loss_fn(logits, y, dice_weight)) * len(logits))
+
+        return predict_probabilities(model, images, batch_size, device=device,
+                                     on_logits=add_loss)
+
+    figures = grade(predict, grading)
+    n = sum(len(arr) for arr in grading.arrays)
     model.train()
     all_iou = [v["iou_hero"] * v["n"] for v in figures["subsets"].values()]
-    return {"val_loss": losses / n, "val_hero_iou": sum(all_iou) / n,
+    return {"val_loss": sum(losses) / n, "val_hero_iou": sum(all_iou) / n,
             "val_final_score": figures["final_score"], "val_weight": figures["weight"],
             "val_final_iou": figures["final_iou"]}
 
@@ -189,17 +213,8 @@ class CtrlC:
 def train(cfg: TrainConfig) -> dict:
     """Train a model; returns the last epoch's log row. Writes ``out/last.pt``, ``out/best.pt``,
     ``out/log.csv`` and ``out/loss.png``."""
-    distributed = dist.is_available() and "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank, world = 0, 1
-    if distributed:
-        backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
-        dist.init_process_group(backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
-    main = rank == 0
-    device = pick_device(cfg.device)
-    if device.type == "cuda" and distributed:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
+    proc = distributed.start(pick_device(cfg.device))
+    rank, world, main, device = proc.rank, proc.world, proc.main, proc.device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.backends.cudnn.benchmark = True
@@ -227,8 +242,10 @@ def train(cfg: TrainConfig) -> dict:
 
     # ---- model and optimizer
     model = create_model(cfg.model).to(device).to(memory_format=torch.channels_last)
+    if world > 1:
+        model = distributed.with_global_batchnorm(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    use_bf16 = bf16_supported(device)
+    use_bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
     state = {"epoch": 0, "batch": 0, "total_epochs": cfg.epochs if not cfg.minutes else None,
              "best_score": -1.0, "history": [], "train_seconds": 0.0}
     if cfg.resume and (out / "last.pt").exists():
@@ -238,7 +255,7 @@ def train(cfg: TrainConfig) -> dict:
         state = ckpt["train_state"]
         log.info("resumed from %s at epoch %d batch %d", out / "last.pt", state["epoch"],
                  state["batch"])
-    ddp_model = (torch.nn.parallel.DistributedDataParallel(model) if distributed else model)
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     def checkpoint(path: Path, with_optimizer: bool = True) -> None:
         ckpt = {"model_name": cfg.model, "model_config": model_config(cfg.model).to_dict(),
@@ -270,19 +287,12 @@ def train(cfg: TrainConfig) -> dict:
                     group["lr"] = lr_at(step, total, warmup, cfg.lr)
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
                 g = batch_generator(cfg.seed, epoch, b, device)
-                x = images[idx].permute(0, 3, 1, 2).float()  # (B, 3, S, S) in [0, 255]
-                y = labels[idx].long()  # (B, S, S)
-                x, y = augment(x, y, cfg.augment, g, bank)
-                x = x[rank * local:(rank + 1) * local]
-                y = y[rank * local:(rank + 1) * local]
-                x = (x * NORMALIZATION["scale"] + NORMALIZATION["offset"]).contiguous(
-                    memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = ddp_model(x)
-                loss = loss_fn(logits, y, cfg.dice_weight)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                x, y = augment(images[idx].permute(0, 3, 1, 2).float(), labels[idx].long(),
+                               cfg.augment, g, bank)
+                x, y = x[rank * local:(rank + 1) * local], y[rank * local:(rank + 1) * local]
+                loss = train_step(ddp_model, opt, x, y, cfg.dice_weight, use_bf16)
+                if world > 1:
+                    loss = distributed.mean_over_processes(loss)
                 state["loss_sum"] = state.get("loss_sum", 0.0) + loss.item()
                 count += 1
                 state["batch"] = b + 1
@@ -310,10 +320,8 @@ def train(cfg: TrainConfig) -> dict:
             if state["total_epochs"] is None:  # --minutes: fix the length after epoch 1
                 per_epoch = epoch_seconds + row.get("val_seconds", 0) / cfg.val_every
                 state["total_epochs"] = max(2, int(cfg.minutes * 60 / per_epoch))
-                if distributed:  # every process must agree on the length
-                    n = torch.tensor([state["total_epochs"]])
-                    dist.broadcast(n, 0)
-                    state["total_epochs"] = int(n)
+                if world > 1:  # every process must agree on the length
+                    state["total_epochs"] = distributed.broadcast_int(state["total_epochs"])
                 log.info("--minutes %.1f: training for %d epochs", cfg.minutes,
                          state["total_epochs"])
             state["epoch"], state["batch"] = epoch + 1, 0
@@ -339,6 +347,5 @@ def train(cfg: TrainConfig) -> dict:
                         out / "last.pt", state["epoch"] + 1, state["batch"])
     finally:
         ctrl_c.restore()
-        if distributed:
-            dist.destroy_process_group()
+        distributed.stop(proc)
     return row

@@ -36,7 +36,12 @@ def create_model(name: str, **overrides) -> nn.Module:
 
 
 def build_from_config(config: dict) -> nn.Module:
-    """Rebuild a model from the config a checkpoint carries."""
+    """Rebuild a model from the config a checkpoint carries: an FCNConfig, or an imported Keras
+    graph ({"keras": <Keras model config>, "image_size": S}, see followme.keras_import)."""
+    if "keras" in config:
+        from followme.keras_import.graph import KerasGraph
+
+        return KerasGraph(config["keras"], config.get("image_size"))
     return FCN(FCNConfig(**config))
 
 

@@ -1,0 +1,62 @@
+"""Checkpoint -> ONNX file for ONNX Runtime: uint8 camera frames in, class probabilities out.
+
+The graph holds the whole model path, normalisation and softmax included:
+``image`` (B, S, S, 3) uint8 RGB -> ``probabilities`` (B, S, S, 3) float32, channels last as in
+the course's prediction PNGs (a softmax over the last axis is also the cheaper one for ONNX
+Runtime). S is fixed in the file, and the runtime reads it from the input's shape.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from followme.checkpoint import load_checkpoint
+from followme.inference import to_tensor
+
+
+class FramesToProbabilities(nn.Module):
+    def __init__(self, model: nn.Module, normalization: dict):
+        super().__init__()
+        self.model = model
+        self.normalization = normalization
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(to_tensor(images, self.normalization)).permute(0, 2, 3, 1).softmax(-1)
+
+
+def export_onnx(checkpoint: str | Path | None, out: str | Path, opset: int = 17) -> float:
+    """Write ``out`` (atomically) and check it against PyTorch on random frames; returns the
+    largest difference in probabilities."""
+    import onnxruntime as ort
+
+    loaded = load_checkpoint(checkpoint)
+    wrapper = FramesToProbabilities(loaded.model.float().eval(), loaded.normalization).eval()
+    size = loaded.image_size
+    frames = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
+            torch.onnx.export(wrapper, (frames[:1],), str(tmp), input_names=["image"],
+                              output_names=["probabilities"], opset_version=opset,
+                              dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+                              dynamo=False)
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"image": frames.numpy()})[0]
+        with torch.inference_mode():
+            want = wrapper(frames).numpy()
+        diff = float(np.abs(got - want).max())
+        if diff > 1e-3:
+            raise ValueError(f"{out}: the exported model disagrees with PyTorch by {diff:.2g}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return diff

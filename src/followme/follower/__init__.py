@@ -1,0 +1,86 @@
+"""``followme follow``: the quad follows the hero. QuadSim streams camera frames over Socket.IO;
+the follower segments each frame and answers with the hero's position in the world.
+
+  sensor frame -> image -> hero mask -> target -> quad command
+  protocol.py     (the model)  target.py   server.py (object_detected, markers, object_lost)
+                               geometry.py (pose, camera, rotation conventions)
+  worker.py: newest frame wins, stats    viz.py: --viz    record.py: --record
+
+This module only defines the command line (cheap to import); ``server`` does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from followme.follower.server import FollowConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``followme follow`` options."""
+    from followme.follower.geometry import DEPTH_KINDS, PIXEL_AXES
+
+    p.add_argument("--model", metavar="CKPT",
+                   help="a checkpoint or an .onnx export (default: the shipped model)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=4567, help="QuadSim connects to 4567")
+    p.add_argument("--viz", nargs="?", const="runs/follow/overlay.png", metavar="PNG",
+                   help="keep writing the latest frame with the hero overlay to PNG "
+                        "(default runs/follow/overlay.png)")
+    p.add_argument("--record", metavar="DIR",
+                   help="save frames and predicted masks in the RoboND layout")
+    p.add_argument("--min-pixels", type=int, default=10, metavar="N",
+                   help="the hero needs more mask pixels than this (default 10)")
+    p.add_argument("--lost-after", type=int, default=6, metavar="K",
+                   help="object_lost after K frames in a row without the hero (default 6)")
+    p.add_argument("--max-payload-mb", type=float, default=4.0, metavar="MIB",
+                   help="messages over this many MiB are skipped (default 4)")
+    p.add_argument("--log-every", type=float, default=10.0, metavar="S",
+                   help="seconds between stats lines (default 10)")
+    g = p.add_argument_group("camera conventions QuadSim leaves open (see follower/geometry.py)")
+    g.add_argument("--focal", type=float, default=1.0, metavar="F",
+                   help="focal length in image widths (default 1: fx = image size, as the course)")
+    g.add_argument("--depth-max", type=float, default=50.0, metavar="M",
+                   help="metres that depth value 255 stands for (default 50)")
+    g.add_argument("--depth-kind", choices=DEPTH_KINDS, default="planar",
+                   help="depth along the optical axis (planar, default) or along the ray (range)")
+    g.add_argument("--pixel-axes", choices=PIXEL_AXES, default="pinhole",
+                   help="pinhole (default) or the course follower.py's row/column mapping")
+
+
+def config_from_args(a: argparse.Namespace) -> FollowConfig:
+    """Parsed ``followme follow`` options -> server.FollowConfig."""
+    from followme.follower.geometry import Camera
+    from followme.follower.server import FollowConfig
+
+    if a.lost_after < 1 or a.min_pixels < 0 or a.max_payload_mb <= 0 or a.log_every <= 0:
+        raise ValueError("--lost-after must be >= 1, --min-pixels >= 0, --max-payload-mb and "
+                         "--log-every > 0")
+    return FollowConfig(
+        host=a.host, port=a.port, min_pixels=a.min_pixels, lost_after=a.lost_after,
+        max_payload=int(a.max_payload_mb * 1024 * 1024), log_every=a.log_every,
+        camera=Camera(focal=a.focal, depth_max=a.depth_max, depth_kind=a.depth_kind,
+                      pixel_axes=a.pixel_axes),
+        viz=Path(a.viz) if a.viz else None, record=Path(a.record) if a.record else None)
+
+
+def cmd_follow(a: argparse.Namespace) -> int:
+    """Load the model and serve until Ctrl-C."""
+    import logging
+
+    from followme.follower.server import serve
+    from followme.inference import load_segmenter
+
+    config = config_from_args(a)
+    segmenter = load_segmenter(a.model)
+    logging.getLogger("followme.follower").info(
+        "follower: model %s at %d px", a.model or "shipped", segmenter.size)
+    try:
+        serve(segmenter, config)
+    except OSError as e:
+        raise ValueError(f"cannot listen on {config.host}:{config.port}: {e}") from e
+    return 0

@@ -1,0 +1,496 @@
+"""The follower: a Socket.IO server that QuadSim connects to. sensor_frame in; object_detected,
+create_box_marker, delete_marker and object_lost out.
+
+Wire protocol
+    QuadSim's Unity client (Fabio Panettieri's "SocketIO for Unity", 2014-2017) speaks the
+    Socket.IO protocol of JavaScript Socket.IO 1.x/2.x, that is Engine.IO protocol 3. It opens a
+    WebSocket straight away (no long-polling first) at
+    ``ws://127.0.0.1:4567/socket.io/?EIO=4&transport=websocket`` (its default URL says EIO=4
+    but it frames, pings and connects as Engine.IO 3), never sends a namespace CONNECT, and pings
+    the server every 25 s. The server is therefore python-socketio 4.6.1 with python-engineio
+    3.14.2, the last of the lines that speak that protocol (python-socketio's compatibility
+    table); 5.x speaks only Socket.IO 3/4 and QuadSim cannot talk to it. Engine.IO 3.14 refuses
+    EIO=4 in a handshake, so a WebSocket handshake that asks for EIO=4 is answered as EIO=3 (a
+    genuine Socket.IO 3/4 client starts with long-polling, which still gets the clear refusal).
+
+Serving
+    python-socketio 4.x's ``AsyncServer`` on aiohttp. Its threading mode cannot serve WebSocket
+    with Engine.IO 3.x (only long-polling, which QuadSim does not do), and eventlet, the course's
+    choice, is deprecated. Three fixes to the pinned libraries are here: python-socketio 4.6.1
+    sends to a room with ``asyncio.wait`` on bare coroutines, which Python 3.11 refuses
+    (``_Manager``); python-engineio 3.14's aiohttp driver reads a long-polling POST with one
+    partial read, truncating big frames (``_ExactBody``); and its WebSocket takes aiohttp's 4 MiB
+    message limit silently (``_CappedWebSocket``, which also drops messages over the payload cap
+    before they are parsed as JSON).
+
+Real time and robustness
+    The event loop parses and queues; the model runs on a ``LatestFrameWorker`` thread where the
+    newest frame of each client replaces its older waiting one. Every malformed frame, oversize
+    payload, failing frame or client that leaves mid-stream is counted, warned about (at most
+    once a second per kind, with the running count) and skipped. Every ``log_every`` seconds
+    the server logs frames received, processed, dropped, malformed and latency p50/p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import socketio
+from aiohttp import WSCloseCode, WSMsgType, web
+from engineio.async_drivers import aiohttp as eio_aiohttp
+
+from followme.follower import protocol
+from followme.follower.geometry import Camera
+from followme.follower.protocol import FRAME_SIZE, MAX_PAYLOAD, MalformedFrame, SensorFrame
+from followme.follower.target import Target, locate_hero
+from followme.follower.worker import FollowerStats, LatestFrameWorker
+
+log = logging.getLogger("followme.follower")
+# python-socketio and python-engineio log every packet, payload included, at INFO: keep them to
+# warnings (an explicit logger also stops them from adding handlers of their own).
+_LIBRARY_LOG = logging.getLogger("followme.follower.socketio")
+_LIBRARY_LOG.setLevel(logging.WARNING)
+
+# segmenter(frame (S, S, 3) uint8) -> (hero mask (s, s) bool, centroid or None), as
+# followme.inference.HeroSegmenter; tests inject synthetic ones.
+Segmenter = Callable[[np.ndarray], tuple]
+
+
+@dataclass
+class FollowConfig:
+    host: str = "127.0.0.1"
+    port: int = 4567
+    min_pixels: int = 10  # the hero needs more mask pixels than this
+    lost_after: int = 6  # object_lost after this many frames in a row without the hero
+    max_payload: int = MAX_PAYLOAD  # bytes of one message
+    frame_size: int = FRAME_SIZE
+    camera: Camera = field(default_factory=Camera)
+    viz: Path | None = None  # write the overlay PNG here
+    record: Path | None = None  # record frames and predictions here (RoboND layout)
+    log_every: float = 10.0  # seconds between stats lines
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    target: Target | None
+    mask: np.ndarray
+    rgb: np.ndarray
+
+
+class FramePipeline:
+    """sensor frame -> image -> hero mask -> target, one frame at a time (on the worker)."""
+
+    def __init__(self, segmenter: Segmenter, config: FollowConfig):
+        self.segmenter = segmenter
+        self.config = config
+
+    def __call__(self, frame: SensorFrame) -> FrameResult:
+        size = self.config.frame_size
+        rgb = protocol.decode_rgb(frame.rgb, size)
+        depth = self.config.camera.depth_metres(protocol.decode_depth(frame.depth, size))
+        mask = np.asarray(self.segmenter(rgb)[0], dtype=bool)
+        if mask.ndim != 2:
+            raise ValueError(f"segmenter returned a mask of shape {mask.shape}")
+        target = locate_hero(mask, depth, frame.gimbal, self.config.camera,
+                             self.config.min_pixels)
+        return FrameResult(target, mask, rgb)
+
+    def warm_up(self) -> None:
+        """One blank frame through the model, so the first real frame is not the slow one."""
+        self.segmenter(np.zeros((self.config.frame_size, self.config.frame_size, 3), np.uint8))
+
+
+class HeroTracker:
+    """One client's quad: the events to send after each processed frame.
+
+    Hero found: object_detected and a box marker. After ``lost_after`` processed frames in a row
+    without the hero, following a sighting: object_lost once (and the last marker deleted).
+    Malformed and dropped frames do not count either way.
+    """
+
+    def __init__(self, lost_after: int = 6):
+        self.lost_after = lost_after
+        self.seen = False
+        self.misses = 0
+        self._marker = -1
+
+    def update(self, target: Target | None) -> list[tuple[str, dict]]:
+        if target is not None:
+            self.seen, self.misses = True, 0
+            self._marker = (self._marker + 1) % 100_000
+            return [("object_detected", protocol.object_detected(target.world)),
+                    ("create_box_marker", protocol.create_box_marker(self._marker, target.world))]
+        if not self.seen:
+            return []
+        self.misses += 1
+        if self.misses < self.lost_after:
+            return []
+        self.seen, self.misses = False, 0
+        return [("object_lost", protocol.object_lost()),
+                ("delete_marker", protocol.delete_marker(self._marker))]
+
+
+class _Manager(socketio.AsyncManager):
+    """python-socketio 4.6.1's AsyncManager.emit, awaiting each send in turn: the original passes
+    bare coroutines to ``asyncio.wait``, which Python 3.11 refuses."""
+
+    async def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None,
+                   **kwargs):
+        if namespace not in self.rooms or room not in self.rooms[namespace]:
+            return
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        for sid in list(self.get_participants(namespace, room)):
+            if sid not in skip:
+                ack = self._generate_ack_id(sid, namespace, callback) if callback else None
+                await self.server._emit_internal(sid, event, data, namespace, ack)
+
+
+class _CappedWebSocket(eio_aiohttp.WebSocket):
+    """Engine.IO 3's aiohttp WebSocket with explicit limits: messages over ``cap`` are counted
+    and skipped before anyone parses them; over ``hard_cap`` aiohttp closes the connection."""
+
+    def __init__(self, handler, cap: int, hard_cap: int, on_oversize: Callable[[int], None]):
+        super().__init__(handler)
+        self.cap, self.hard_cap, self.on_oversize = cap, hard_cap, on_oversize
+
+    async def __call__(self, environ):
+        self._sock = web.WebSocketResponse(max_msg_size=self.hard_cap)
+        await self._sock.prepare(environ["aiohttp.request"])
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+    async def wait(self):
+        while True:
+            msg = await self._sock.receive()
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if len(msg.data) > self.cap:
+                    self.on_oversize(len(msg.data))
+                    continue
+                return msg.data
+            if msg.type == WSMsgType.ERROR and \
+                    getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
+                self.on_oversize(-1)
+            raise OSError("websocket closed")
+
+
+class _ExactBody:
+    """A request body whose ``read(n)`` returns all n bytes. Engine.IO 3.14 reads a long-polling
+    POST with one ``read(n)``, and aiohttp's stream may return less: bodies of more than some
+    64 KiB (a sensor_frame with its depth PNG) arrived truncated and failed to parse."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    async def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return await self._stream.read()
+        try:
+            return await self._stream.readexactly(n)
+        except asyncio.IncompleteReadError as e:  # the client went away mid-body
+            return e.partial
+
+
+def _translate_request(request: web.Request) -> dict:
+    environ = eio_aiohttp.translate_request(request)
+    environ["wsgi.input"] = _ExactBody(environ["wsgi.input"])
+    return environ
+
+
+@web.middleware
+async def _quadsim_handshake(request: web.Request, handler):
+    """QuadSim's client asks for EIO=4 in its WebSocket URL but speaks Engine.IO 3."""
+    query = request.rel_url.query
+    if query.get("EIO") == "4" and query.get("transport") == "websocket" and "sid" not in query:
+        request = request.clone(rel_url=request.rel_url.update_query(EIO="3"))
+    return await handler(request)
+
+
+class FollowerServer:
+    """The follower on the running event loop: ``await start()`` ... ``await stop()``."""
+
+    def __init__(self, segmenter: Segmenter, config: FollowConfig | None = None):
+        self.config = config or FollowConfig()
+        self.stats = FollowerStats()
+        self.pipeline = FramePipeline(segmenter, self.config)
+        self.port: int | None = None
+        self.trackers: dict[str, HeroTracker] = {}
+        hard_cap = max(4 * self.config.max_payload, 1 << 20)
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp", client_manager=_Manager(), logger=_LIBRARY_LOG,
+            engineio_logger=_LIBRARY_LOG, max_http_buffer_size=hard_cap)
+        self.sio.eio._async = {
+            **self.sio.eio._async, "translate_request": _translate_request,
+            "websocket": functools.partial(_CappedWebSocket, cap=self.config.max_payload,
+                                           hard_cap=hard_cap, on_oversize=self._oversize)}
+        self.app = web.Application(middlewares=[_quadsim_handshake])
+        self.sio.attach(self.app)
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("sensor_frame", self._on_sensor_frame)
+        self._last_warning: dict[str, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._log_task: asyncio.Task | None = None
+        self._closing = False
+        self.worker: LatestFrameWorker | None = None
+        self.viz = self.recorder = None
+
+    # --- lifecycle ---
+
+    async def start(self) -> int:
+        """Warm the model up, listen, and return the port (useful with port 0)."""
+        from followme.follower.record import Recorder
+        from followme.follower.viz import OverlayWriter
+
+        self._loop = asyncio.get_running_loop()
+        await self._loop.run_in_executor(None, self.pipeline.warm_up)
+        if self.config.viz:
+            self.viz = OverlayWriter(self.config.viz)
+        if self.config.record:
+            self.recorder = Recorder(self.config.record)
+        self.worker = LatestFrameWorker(self._process, on_drop=self._dropped)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self.worker.close()
+            raise
+        self.port = self._runner.addresses[0][1]
+        self._log_task = asyncio.create_task(self._log_stats())
+        return self.port
+
+    async def stop(self) -> dict:
+        """Close every connection and the worker; returns the whole run's stats."""
+        self._closing = True
+        if self._log_task:
+            self._log_task.cancel()
+        # Engine.IO waits for a socket's queue to drain on close, which never happens for a
+        # client that is already gone: give each a second.
+        await asyncio.gather(*(asyncio.wait_for(self.sio.eio.disconnect(sid), 1.0)
+                               for sid in list(self.sio.eio.sockets)), return_exceptions=True)
+        if self.worker:
+            await self._loop.run_in_executor(None, self.worker.close)
+        if self._runner:
+            await self._runner.cleanup()
+        if self.recorder:
+            self.recorder.close()
+        snap = self.stats.snapshot(whole_run=True)
+        log.info("%s (whole run)", FollowerStats.format(snap))
+        return snap
+
+    async def _log_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.log_every)
+            log.info(FollowerStats.format(self.stats.snapshot(reset_window=True)))
+
+    # --- events in (event loop) ---
+
+    async def _on_connect(self, sid, environ) -> None:
+        request = environ.get("aiohttp.request")
+        log.info("follower: client %s connected from %s", sid[:8],
+                 request.remote if request is not None else "?")
+        self.trackers[sid] = HeroTracker(self.config.lost_after)
+
+    async def _on_disconnect(self, sid) -> None:
+        self.stats.count("disconnects")
+        self.trackers.pop(sid, None)
+        if self.worker and self.worker.forget(sid):
+            self._warn("disconnect", f"follower: client {sid[:8]} left mid-stream; its waiting "
+                                     f"frame was dropped ({self.stats.disconnects} "
+                                     "disconnects so far)")
+        else:
+            log.info("follower: client %s disconnected", sid[:8])
+
+    async def _on_sensor_frame(self, sid, *args) -> None:
+        t0 = time.perf_counter()
+        self.stats.count("received")
+        try:
+            if len(args) != 1:
+                raise MalformedFrame("payload", f"sensor_frame with {len(args)} arguments, "
+                                                "expected one object")
+            frame = protocol.parse_sensor_frame(args[0], self.config.max_payload)
+        except MalformedFrame as e:
+            self._malformed(sid, e)
+            return
+        if self.worker and not self._closing:
+            self.worker.submit(sid, (frame, t0))
+
+    def _malformed(self, sid: str, e: MalformedFrame) -> None:
+        n = self.stats.bad(e.reason)
+        self._warn(e.reason, f"follower: skipped a malformed frame from {sid[:8]}: {e} "
+                             f"({e.reason}: {n} so far)")
+
+    def _oversize(self, nbytes: int) -> None:
+        self.stats.count("received")
+        n = self.stats.bad("oversize")
+        what = "a message over the hard limit (connection closed)" if nbytes < 0 else \
+            f"a message of {nbytes} bytes"
+        self._warn("oversize", f"follower: skipped {what}, the cap is "
+                               f"{self.config.max_payload} bytes (oversize: {n} so far)")
+
+    def _warn(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning.get(kind, -1e9) >= 1.0:
+            self._last_warning[kind] = now
+            log.warning(message)
+
+    def _dropped(self, sid, item) -> None:
+        self.stats.count("dropped")
+
+    # --- the worker thread ---
+
+    def _process(self, sid: str, item: tuple[SensorFrame, float]) -> None:
+        frame, t0 = item
+        try:
+            result = self.pipeline(frame)
+        except MalformedFrame as e:
+            self._call_soon(self._malformed, sid, e)
+            return
+        except Exception as e:  # a bug or a broken model: say it once in full, then count
+            self.stats.count("errors")
+            if self.stats.errors == 1:
+                log.exception("follower: processing a frame failed")
+            else:
+                self._call_soon(self._warn, "error", f"follower: processing a frame failed: "
+                                                     f"{e!r} ({self.stats.errors} so far)")
+            return
+        self.stats.count("processed")
+        self._call_soon(self._deliver, sid, result.target, t0)
+        target = result.target
+        if self.viz is not None:
+            self.viz.write(result.rgb, result.mask, target.pixel if target else None)
+        if self.recorder is not None:
+            self.recorder.add(sid, frame.timestamp, frame.rgb, frame.depth, frame.pose,
+                              frame.gimbal, result.mask, self.config.frame_size, target)
+
+    def _call_soon(self, fn, *args) -> None:
+        if self._closing or self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop closed under us while shutting down
+            pass
+
+    # --- events out (event loop) ---
+
+    def _deliver(self, sid: str, target: Target | None, t0: float) -> None:
+        tracker = self.trackers.get(sid)
+        if tracker is None:  # the client left while its frame was processed
+            return
+        events = tracker.update(target)
+        task = asyncio.create_task(self._send(sid, events, t0))
+        task.add_done_callback(self._sent)
+
+    async def _send(self, sid: str, events: list[tuple[str, dict]], t0: float) -> None:
+        for name, payload in events:
+            await self.sio.emit(name, payload, room=sid)
+            if name == "object_detected":
+                self.stats.count("detected")
+            elif name == "object_lost":
+                self.stats.count("lost")
+        self.stats.latency((time.perf_counter() - t0) * 1000)
+
+    @staticmethod
+    def _sent(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("follower: sending to a client failed: %s", task.exception())
+
+
+class ServerThread:
+    """A FollowerServer on its own event loop in a background thread, for tests and benchmarks:
+
+        with ServerThread(segmenter, FollowConfig(port=0)) as server:
+            url = server.url
+    """
+
+    def __init__(self, segmenter: Segmenter, config: FollowConfig | None = None):
+        self.server = FollowerServer(segmenter, config or FollowConfig(port=0))
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.final_stats: dict | None = None
+        self._thread = threading.Thread(target=self._run, name="follower-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.config.host}:{self.server.port}"
+
+    @property
+    def stats(self) -> FollowerStats:
+        return self.server.stats
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise TimeoutError("the follower did not start within 60 s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> dict | None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        return self.final_stats
+
+    def _run(self) -> None:
+        async def main():
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                await self.server.start()
+            except BaseException as e:
+                self._error = e
+                self._ready.set()
+                return
+            self._ready.set()
+            await self._stop.wait()
+            self.final_stats = await self.server.stop()
+
+        asyncio.run(main())
+
+
+def serve(segmenter: Segmenter, config: FollowConfig) -> dict:
+    """Run the follower until Ctrl-C or SIGTERM; returns the whole run's stats."""
+    import signal
+
+    async def main() -> dict:
+        server = FollowerServer(segmenter, config)
+        port = await server.start()
+        log.info("follower: listening on ws://%s:%d/socket.io/ (Engine.IO 3, the protocol of "
+                 "JavaScript Socket.IO 1.x/2.x, as QuadSim speaks it); Ctrl-C stops",
+                 config.host, port)
+        if config.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("follower: listening on %s: anyone who can reach this machine can send "
+                        "frames", config.host)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+        try:
+            await stop.wait()
+        finally:
+            snap = await server.stop()
+        return snap
+
+    return asyncio.run(main())

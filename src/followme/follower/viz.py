@@ -1,0 +1,53 @@
+"""``--viz``: the latest camera frame with the predicted hero tinted, written as a PNG that an image
+viewer can keep reloading (``feh --reload 0.2 FILE``, ``eog FILE``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from followme.predict import overlay
+
+
+def mask_overlay(rgb: np.ndarray, mask: np.ndarray,
+                 centroid: tuple[float, float] | None = None) -> np.ndarray:
+    """(S, S, 3) frame and an (s, s) hero mask -> the frame with the hero tinted blue (the
+    ``followme predict --overlay`` colours) and a white cross on the centroid (mask pixels)."""
+    size = rgb.shape[0]
+    hero = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        (rgb.shape[1], size), Image.NEAREST))
+    prediction = np.zeros(rgb.shape, np.uint8)
+    prediction[..., 2] = hero
+    out = overlay(rgb, prediction)
+    if centroid is not None:
+        r = int((centroid[0] + 0.5) * size / mask.shape[0])
+        c = int((centroid[1] + 0.5) * rgb.shape[1] / mask.shape[1])
+        out[max(r - 6, 0):r + 7, min(max(c, 0), rgb.shape[1] - 1)] = 255
+        out[min(max(r, 0), size - 1), max(c - 6, 0):c + 7] = 255
+    return out
+
+
+class OverlayWriter:
+    """Writes ``path`` atomically, at most ``max_hz`` times a second (PNG encoding costs a few
+    milliseconds of the worker's time)."""
+
+    def __init__(self, path: str | Path, max_hz: float = 10.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.min_interval = 1.0 / max_hz
+        self._last = -float("inf")
+
+    def write(self, rgb: np.ndarray, mask: np.ndarray,
+              centroid: tuple[float, float] | None) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.min_interval:
+            return False
+        self._last = now
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        Image.fromarray(mask_overlay(rgb, mask, centroid)).save(tmp, "PNG")
+        os.replace(tmp, self.path)
+        return True

@@ -1,0 +1,18 @@
+"""The simulated world for follow-me: a park with a walking crowd and a hero in red, a point-mass
+quad with a gimbal camera, and ``followme sim record``.
+
+Data flow, one job per module:
+
+  assets.py   procedural textures and meshes (cached PNG/OBJ files), clothing palettes, the
+              DeepMimic humanoid and walk clip from pybullet_data
+  motion.py   the walk clip: Y-up -> Z-up, loop and drift removal, pose at a time (numpy only)
+  engine.py   PyBullet, imported in one place with an install hint
+  world.py    World: ground, buildings, trees, people + hero walking on paths (owns a PyBullet
+              DIRECT client), body id -> label table, lighting per scenario
+  pose.py     poses and rotations in the ROS world frame, QuadSim pose strings (numpy only)
+  camera.py   the 256x256 gimbal camera: RGB, metric depth, labels from TinyRenderer
+  quad.py     point-mass quad with speed/acceleration/yaw-rate limits, gimbal, patrol (numpy only)
+  record.py   ``followme sim record``: frames -> the RoboND layout (images/, masks/)
+
+World frame everywhere: ROS (REP 103), x forward, y left, z up, metres; the ground is z = 0.
+"""

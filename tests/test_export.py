@@ -1,0 +1,52 @@
+"""followme export --onnx: the ONNX Runtime model gives the PyTorch model's probabilities."""
+
+import numpy as np
+import pytest
+import torch
+
+from followme.checkpoint import NORMALIZATION, save_checkpoint
+from followme.cli import main
+from followme.inference import OnnxModel, load_segmenter
+from followme.models import create_model, model_config
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("seed").eval()
+    for m in model.modules():  # non-trivial BatchNorm statistics, so folding them is checked
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, {"model_name": "seed", "model_config": model_config("seed").to_dict(),
+                           "image_size": 64, "normalization": NORMALIZATION,
+                           "model": model.state_dict()})
+    return path
+
+
+def test_onnx_export_agrees_with_pytorch(tmp_path, checkpoint, capsys):
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--onnx", str(checkpoint), str(out)]) == 0
+    assert "agrees with PyTorch" in capsys.readouterr().out
+    onnx, torch_seg = load_segmenter(out), load_segmenter(checkpoint)
+    assert isinstance(onnx.model, OnnxModel) and onnx.size == 64
+    frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    for frame in frames:
+        got, want = onnx.probabilities(frame), torch_seg.probabilities(frame)
+        assert got.shape == (64, 64, 3)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    assert onnx.model(frames).shape == (3, 64, 64, 3)  # batches too
+
+
+def test_export_of_a_missing_checkpoint_leaves_nothing(tmp_path, capsys):
+    assert main(["export", "--onnx", str(tmp_path / "nope.pt"), str(tmp_path / "m.onnx")]) == 2
+    assert "nope.pt: no such checkpoint" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_onnx_file_is_named(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ValueError, match="bad.onnx: not a readable ONNX model"):
+        load_segmenter(bad)
