@@ -29,7 +29,7 @@ def test_onnx_export_agrees_with_pytorch(tmp_path, checkpoint, capsys):
     out = tmp_path / "m.onnx"
     assert main(["export", "--onnx", str(checkpoint), str(out)]) == 0
     assert "agrees with PyTorch" in capsys.readouterr().out
-    onnx, torch_seg = load_segmenter(out), load_segmenter(checkpoint)
+    onnx, torch_seg = load_segmenter(out), load_segmenter(checkpoint, runtime="torch")
     assert isinstance(onnx.model, OnnxModel) and onnx.size == 64
     frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     for frame in frames:
@@ -37,6 +37,16 @@ def test_onnx_export_agrees_with_pytorch(tmp_path, checkpoint, capsys):
         assert got.shape == (64, 64, 3)
         np.testing.assert_allclose(got, want, atol=1e-4)
     assert onnx.model(frames).shape == (3, 64, 64, 3)  # batches too
+
+
+def test_a_checkpoint_runs_on_onnx_runtime_by_default(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setenv("FOLLOWME_CACHE", str(tmp_path / "cache"))
+    seg = load_segmenter(checkpoint)
+    assert isinstance(seg.model, OnnxModel) and seg.size == 64
+    cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1
+    assert isinstance(load_segmenter(checkpoint).model, OnnxModel)  # from the cache
+    assert list((tmp_path / "cache" / "onnx").glob("*.onnx")) == cached
 
 
 def test_export_of_a_missing_checkpoint_leaves_nothing(tmp_path, capsys):

@@ -26,3 +26,16 @@ def test_segmenter_takes_jpeg_bytes():
     hero, centroid = seg(buf.getvalue())
     assert hero.shape == (64, 64) and hero.dtype == bool
     assert centroid is None or all(0 <= v < 64 for v in centroid)
+
+
+def test_decoding_resizes_as_the_course_did():
+    from followme.data.resize import resize_image
+    from followme.inference import decode_jpeg
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(buf, "JPEG")
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        full = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(decode_jpeg(buf.getvalue(), 160), resize_image(full, 160))
+    np.testing.assert_array_equal(decode_jpeg(buf.getvalue(), 256), full)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from PIL import Image
 from scipy import ndimage
 from torch import nn
 
-from followme.checkpoint import NORMALIZATION, load_checkpoint
+from followme.checkpoint import NORMALIZATION, SHIPPED_MODEL, load_checkpoint
 from followme.data.resize import resize_image
+
+log = logging.getLogger(__name__)
 
 
 def to_tensor(images: torch.Tensor, normalization: dict = NORMALIZATION) -> torch.Tensor:
@@ -46,7 +50,10 @@ def predict_probabilities(model: nn.Module, images: np.ndarray | torch.Tensor,
 def decode_jpeg(data: bytes, size: int) -> np.ndarray:
     """JPEG or PNG bytes -> (size, size, 3) uint8 RGB, resized as the course did."""
     with Image.open(io.BytesIO(data)) as im:
-        return resize_image(np.asarray(im.convert("RGB")), size)
+        rgb = im.convert("RGB")
+        if rgb.size != (size, size):  # as resize_image, without a round trip through numpy
+            rgb = rgb.resize((size, size), Image.BILINEAR)
+        return np.asarray(rgb)
 
 
 def hero_centroid(hero: np.ndarray, min_pixels: int = 10) -> tuple[float, float] | None:
@@ -114,11 +121,38 @@ class HeroSegmenter:
         return hero, hero_centroid(hero)
 
 
-def load_segmenter(path: str | Path | None = None, threads: int | None = None) -> HeroSegmenter:
-    """A segmenter for a checkpoint, or for an ``.onnx`` export run by ONNX Runtime. No path:
-    the shipped model."""
+def load_segmenter(path: str | Path | None = None, threads: int | None = None,
+                   runtime: str = "auto") -> HeroSegmenter:
+    """A segmenter for a checkpoint or an ``.onnx`` export; no path: the shipped model.
+
+    ``runtime``: "onnx" runs ONNX Runtime, exporting a checkpoint once into the cache
+    (``$FOLLOWME_CACHE/onnx``) keyed by its content; "torch" runs PyTorch; "auto" is "onnx",
+    or "torch" where the export fails."""
+    if runtime not in ("auto", "onnx", "torch"):
+        raise ValueError(f"runtime {runtime!r}: choose auto, onnx or torch")
     if path is not None and str(path).endswith(".onnx"):
         onnx = OnnxModel(path, threads)
         return HeroSegmenter(onnx, onnx.image_size)
     loaded = load_checkpoint(path)
+    if runtime != "torch":
+        try:
+            onnx = OnnxModel(cached_onnx(Path(path) if path else SHIPPED_MODEL), threads)
+            return HeroSegmenter(onnx, onnx.image_size)
+        except Exception as e:  # any export problem: PyTorch still runs the model
+            if runtime == "onnx":
+                raise
+            log.warning("running PyTorch: no ONNX export of %s (%s)", path or "the shipped "
+                        "model", e)
     return HeroSegmenter(loaded.model, loaded.image_size, loaded.normalization)
+
+
+def cached_onnx(checkpoint: Path) -> Path:
+    """The ONNX export of a checkpoint, made once and kept in the cache."""
+    from followme.data.cache import default_cache_dir
+    from followme.export import export_onnx
+
+    key = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:20]
+    out = default_cache_dir() / "onnx" / f"{key}-torch{torch.__version__}.onnx"
+    if not out.exists():
+        export_onnx(checkpoint, out)
+    return out
