@@ -9,6 +9,8 @@
   import-keras                followme.keras_import
   follow                      followme.follower
   sim record                  followme.sim.record
+  sim follow / sim serve      followme.sim.commands (loop.py, serve.py)
+  demo                        followme.demo
 """
 
 from __future__ import annotations
@@ -106,6 +108,24 @@ def cmd_sim_record(a: argparse.Namespace) -> int:
     return cmd_sim_record(a)
 
 
+def cmd_sim_follow(a: argparse.Namespace) -> int:
+    from followme.sim.commands import cmd_sim_follow
+
+    return cmd_sim_follow(a)
+
+
+def cmd_sim_serve(a: argparse.Namespace) -> int:
+    from followme.sim.commands import cmd_sim_serve
+
+    return cmd_sim_serve(a)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from followme.demo import cmd_demo
+
+    return cmd_demo(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from followme.models import DEFAULT_MODEL, MODELS
 
@@ -191,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_follow_arguments(c)
     c.set_defaults(func=cmd_follow)
 
-    sim = verbs.add_parser("sim", help="the simulated world: record RoboND data")
+    sim = verbs.add_parser("sim", help="the simulated world: record data, follow the hero")
     sim_verbs = sim.add_subparsers(dest="sim_verb", required=True)
     c = sim_verbs.add_parser("record", help="fly the simulated quad, write images/ + masks/")
     c.add_argument("--out", required=True, metavar="DIR")
@@ -208,6 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crowd size per world (10 40)")
     c.add_argument("--depth", action="store_true", help="also write depth/*.png as QuadSim does")
     c.set_defaults(func=cmd_sim_record)
+
+    from followme.demo import add_arguments as add_demo_arguments
+    from followme.sim.commands import add_follow_arguments as add_sim_follow_arguments
+    from followme.sim.commands import add_serve_arguments as add_sim_serve_arguments
+
+    c = sim_verbs.add_parser("follow", help="the closed loop: sim camera -> follower -> quad")
+    add_sim_follow_arguments(c)
+    c.set_defaults(func=cmd_sim_follow)
+    c = sim_verbs.add_parser("serve", help="be QuadSim: stream sim frames to a follower")
+    add_sim_serve_arguments(c)
+    c.set_defaults(func=cmd_sim_serve)
+
+    c = verbs.add_parser("demo", help="record sim data, fine-tune, score, follow: the whole job")
+    add_demo_arguments(c)
+    c.set_defaults(func=cmd_demo)
     return p
 
 

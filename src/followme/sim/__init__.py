@@ -1,5 +1,6 @@
 """The simulated world for follow-me: a park with a walking crowd and a hero in red, a point-mass
-quad with a gimbal camera, and ``followme sim record``.
+quad with a gimbal camera, ``followme sim record``, and the closed loop (``sim follow``,
+``sim serve``, ``followme demo``).
 
 Data flow, one job per module:
 
@@ -13,6 +14,18 @@ Data flow, one job per module:
   camera.py   the 256x256 gimbal camera: RGB, metric depth, labels from TinyRenderer
   quad.py     point-mass quad with speed/acceleration/yaw-rate limits, gimbal, patrol (numpy only)
   record.py   ``followme sim record``: frames -> the RoboND layout (images/, masks/)
+
+The closed loop, sensor frame -> follower -> events -> controller -> quad:
+
+  sensor.py   Frame -> QuadSim's sensor_frame fields (JPEG, depth PNG, pose strings)
+  link.py     the follower in process, or over Socket.IO as QuadSim's client
+  control.py  FollowController: patrol / follow / hold / search from the follower's events
+  metrics.py  truth-based figures: hero in view, distance, losses, wrong targets
+  loop.py     ClosedLoop and run_loop (simulated time, lock-step); OracleSegmenter
+  serve.py    ``followme sim serve``: the sim as QuadSim, in real time, for any follower
+  video.py    camera view + top-down map -> MP4/GIF (imageio), and the run's plot
+  report.py   a run to files: metrics.json, frames.csv, run.png, the video
+  commands.py the ``sim follow`` and ``sim serve`` command lines
 
 World frame everywhere: ROS (REP 103), x forward, y left, z up, metres; the ground is z = 0.
 """

@@ -1,0 +1,115 @@
+"""``followme sim follow`` and ``followme sim serve``: their options and commands. Cheap to
+import; the work is in loop.py (the closed loop), serve.py (real time, QuadSim's side) and
+report.py (the files)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SIM_MODEL = Path(__file__).resolve().parents[1] / "assets" / "sim_model.pt"
+
+
+def default_model() -> str | None:
+    """The shipped sim model when there is one, else None (the shipped RoboND model)."""
+    return str(SIM_MODEL) if SIM_MODEL.is_file() else None
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--minutes", type=float, default=1.0, help="simulated minutes (default 1)")
+    p.add_argument("--people", type=int, default=20, help="people besides the hero (20)")
+    p.add_argument("--seed", type=int, default=0, help="the world and the start")
+    p.add_argument("--camera-hz", type=float, default=10.0, help="sensor frames a second (10)")
+    p.add_argument("--distance", type=float, default=3.0, help="metres to keep (3)")
+    p.add_argument("--height", type=float, default=2.5, help="metres above the ground (2.5)")
+    p.add_argument("--out", default=out, metavar="DIR", help=f"default {out}")
+    p.add_argument("--video", default="follow.mp4", metavar="NAME",
+                   help="video file in OUT, .mp4 or .gif (default follow.mp4)")
+    p.add_argument("--no-video", action="store_true")
+
+
+def add_follow_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme sim follow``."""
+    p.add_argument("--model", metavar="CKPT",
+                   help="checkpoint or .onnx (default: the shipped sim model, else the shipped "
+                        "model)")
+    p.add_argument("--oracle", action="store_true",
+                   help="the true hero labels in place of a model (the geometry and the "
+                        "controller alone)")
+    p.add_argument("--socketio", action="store_true",
+                   help="run the follower as its Socket.IO server on 127.0.0.1, the sim as "
+                        "its client (default: in process)")
+    _add_run_arguments(p, "runs/sim_follow")
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme sim serve``."""
+    p.add_argument("--host", default="127.0.0.1", help="the follower's address (127.0.0.1)")
+    p.add_argument("--port", type=int, default=4567, help="the follower's port (4567)")
+    p.add_argument("--wait", type=float, default=300.0, metavar="S",
+                   help="seconds to keep dialling a follower that is not up (300)")
+    _add_run_arguments(p, "runs/sim_serve")
+
+
+def loop_settings(a: argparse.Namespace):
+    from followme.sim.control import FollowSettings
+    from followme.sim.loop import LoopSettings
+
+    if not a.minutes > 0:
+        raise ValueError("--minutes must be positive")
+    return LoopSettings(seconds=a.minutes * 60, people=a.people, seed=a.seed,
+                        camera_hz=a.camera_hz,
+                        follow=FollowSettings(distance=a.distance, height=a.height))
+
+
+def _print(summary: dict, name: str) -> None:
+    from followme.sim.report import figures_table
+
+    print(figures_table({name: summary}))
+    for key in ("video", "frame", "plot"):
+        if key in summary:
+            print(f"{key}: {summary[key]}")
+    print(f"metrics: {Path(summary['plot']).with_name('metrics.json')}")
+
+
+def cmd_sim_follow(a: argparse.Namespace) -> int:
+    """Run the closed loop; print the figures and the paths of the files."""
+    from followme.sim.loop import OracleSegmenter
+    from followme.sim.report import follow_to_files
+
+    settings = loop_settings(a)
+    if a.oracle:
+        segmenter, name = OracleSegmenter(), "oracle"
+    else:
+        from followme.inference import load_segmenter
+
+        model = a.model or default_model()
+        segmenter, name = load_segmenter(model), str(model or "shipped model")
+    summary = follow_to_files(settings, segmenter, a.out, name, socketio=a.socketio,
+                              video=None if a.no_video else a.video)
+    _print(summary, name)
+    return 0
+
+
+def cmd_sim_serve(a: argparse.Namespace) -> int:
+    """Be QuadSim for a follower at HOST:PORT until --minutes or Ctrl-C; then report."""
+    from followme.sim.report import VideoFiles, write_report
+    from followme.sim.serve import serve_sim
+
+    settings = loop_settings(a)
+    out = Path(a.out)
+    files = VideoFiles(out, None if a.no_video else a.video, settings.camera_hz,
+                       snapshot_at=settings.seconds / 2)
+    url = f"http://{a.host}:{a.port}"
+    try:
+        loop = serve_sim(settings, url, observers=[files], wait=a.wait)
+    except ConnectionError as e:
+        print(f"followme: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        paths = files.close()
+    summary = write_report(loop.metrics, out, f"sim serve -> {url}", settings,
+                           {"follower": url, **paths})
+    _print(summary, url)
+    return 0

@@ -1,0 +1,225 @@
+"""The closed loop: the simulated quad follows the hero through the follower.
+
+  World --render--> Frame --sensor.py--> sensor_frame --link.py--> follower (the model, or the
+  oracle) --> object_detected / object_lost / markers --control.py--> FollowController --> Quad
+  truth --metrics.py--> LoopMetrics;  observers (video.py) see every frame.
+
+``run_loop`` runs in simulated time, lock-step: each camera frame waits for the follower's
+answer, so a run is repeatable and a slow model does not change what happens. ``sim serve``
+(serve.py) drives the same ``ClosedLoop`` in real time against any follower.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from tqdm import tqdm
+
+from followme.follower import protocol
+from followme.follower.server import FollowConfig, Segmenter, ServerThread
+from followme.sim.camera import Frame, render
+from followme.sim.control import FOLLOW, FollowController, FollowSettings
+from followme.sim.link import Event, InProcessFollower, SocketIOFollower
+from followme.sim.metrics import HERO_CENTRE, FrameRecord, LoopMetrics
+from followme.sim.pose import look_angles
+from followme.sim.quad import Patrol, Quad, patrol_route
+from followme.sim.sensor import sensor_frame
+from followme.sim.world import HERO, World
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    seconds: float = 60.0
+    people: int = 20
+    seed: int = 0
+    world_size: float = 80.0      # m
+    px_per_m: float = 20.0        # ground texture resolution
+    camera_hz: float = 10.0       # sensor frames per simulated second
+    dt: float = 0.05              # s, one world/quad step
+    start_distance: float = 8.0   # m from the hero, horizontally, at the start
+    start_height: float = 6.0     # m: the quad starts on patrol with the hero in view
+    follow: FollowSettings = field(default_factory=FollowSettings)
+
+    def __post_init__(self):
+        if not (self.seconds > 0 and self.camera_hz > 0 and self.dt > 0 and self.people >= 0):
+            raise ValueError("seconds, camera_hz and dt must be positive, people not negative")
+        if self.dt * self.camera_hz > 1 + 1e-9:
+            raise ValueError("dt must not be longer than a camera period")
+
+
+@dataclass
+class LoopStep:
+    """What an observer sees after each camera frame and the follower's answer to it."""
+
+    frame: Frame
+    mask: np.ndarray | None       # the segmenter's hero mask, when it ran in this process
+    events: list[Event]
+    record: FrameRecord
+    loop: ClosedLoop
+
+
+class OracleSegmenter:
+    """The true hero labels in place of the network, with HeroSegmenter's call: frame ->
+    (hero mask (S, S) bool, None). The sim announces each frame's labels with ``expect``; the
+    follower's decoded image finds them again (the same decoder, the same pixels), so the
+    oracle is right in lock-step and when streaming alike. An unknown frame has no hero."""
+
+    def __init__(self, keep: int = 64):
+        self.keep = keep
+        self._labels: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.unknown = 0
+
+    @staticmethod
+    def _key(rgb: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest()
+
+    def expect(self, fields: dict, labels: np.ndarray) -> None:
+        """The labels of the frame in these sensor_frame ``fields``."""
+        rgb = protocol.decode_rgb(base64.b64decode(fields["rgb_image"]), labels.shape[0])
+        with self._lock:
+            self._labels[self._key(rgb)] = labels
+            while len(self._labels) > self.keep:
+                self._labels.popitem(last=False)
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, None]:
+        with self._lock:
+            labels = self._labels.get(self._key(frame))
+        if labels is None:
+            self.unknown += 1
+            return np.zeros(frame.shape[:2], bool), None
+        return labels == HERO, None
+
+
+class MaskTap:
+    """A segmenter that keeps its last mask, for the video."""
+
+    def __init__(self, segmenter: Segmenter):
+        self.segmenter = segmenter
+        self.mask: np.ndarray | None = None
+
+    def __call__(self, frame: np.ndarray):
+        out = self.segmenter(frame)
+        self.mask = np.asarray(out[0], bool)
+        return out
+
+
+def start_quad(world: World, rng: np.random.Generator, settings: LoopSettings,
+               min_pixels: int = 50) -> tuple[Quad, Patrol]:
+    """On patrol, ``start_distance`` m from the hero at ``start_height`` m with the camera on
+    her, as when the patrol has just come across her: behind her over her path (give or take
+    30 degrees), else the first of eight bearings from which she shows ``min_pixels`` (the
+    last one when none does)."""
+    chest = world.hero.position3 + [0.0, 0.0, HERO_CENTRE]
+    behind = world.hero.heading + math.pi + rng.uniform(-1, 1) * math.radians(30)
+    quad = None
+    for angle in behind + np.arange(8) * math.pi / 4:
+        quad = Quad(position=world.hero.position3 + [
+            settings.start_distance * math.cos(angle), settings.start_distance * math.sin(angle),
+            settings.start_height])
+        _, quad.yaw = look_angles(quad.position, chest)
+        quad.gimbal_pitch, quad.gimbal_yaw = look_angles(quad.camera_position, chest)
+        if (render(world, quad.gimbal_pose()).labels == HERO).sum() >= min_pixels:
+            break
+    return quad, Patrol(patrol_route(rng, world.nodes), camera_pitch=quad.gimbal_pitch)
+
+
+class ClosedLoop:
+    """The world, the quad, its controller and the metrics; ``capture`` a frame, ``answer``
+    it with the follower's events, ``advance`` time."""
+
+    def __init__(self, settings: LoopSettings):
+        self.settings = settings
+        rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 6]))
+        self.world = World(seed=settings.seed, n_people=settings.people,
+                           size=settings.world_size, px_per_m=settings.px_per_m)
+        self.quad, patrol = start_quad(self.world, rng, settings)
+        self.controller = FollowController(patrol, settings.follow)
+        self.metrics = LoopMetrics()
+        self.markers: dict[int, tuple[np.ndarray, float]] = {}   # id -> (position, expiry)
+        self.epoch = time.time()
+
+    @property
+    def time(self) -> float:
+        return self.world.time
+
+    def capture(self) -> tuple[Frame, dict]:
+        """Render the camera and build the sensor_frame fields."""
+        frame = render(self.world, self.quad.gimbal_pose(), self.quad.pose())
+        return frame, sensor_frame(frame, self.epoch + self.time)
+
+    def answer(self, frame: Frame, events: list[Event], mask: np.ndarray | None = None
+               ) -> LoopStep:
+        """Obey the follower's events and score the frame."""
+        set_aside = self.controller.set_aside
+        for name, data in events:
+            if name == "object_detected":
+                self.controller.on_detected(data["coords"])
+            elif name == "object_lost":
+                self.controller.on_lost()
+            elif name == "create_box_marker":
+                self.markers[int(data["id"])] = (np.asarray(data["pose"][:3], float),
+                                                 self.time + float(data.get("duration", 0.4)))
+            elif name == "delete_marker":
+                if int(data["id"]) == -1:
+                    self.markers.clear()
+                self.markers.pop(int(data["id"]), None)
+        self.markers = {k: v for k, v in self.markers.items() if v[1] >= self.time}
+        people = np.array([w.position for w in self.world.people])
+        following = self.controller.mode == FOLLOW
+        record = self.metrics.add(self.time, int((frame.labels == HERO).sum()),
+                                  self.quad.position, self.controller.mode, people, events,
+                                  self.controller.predicted_target() if following else None,
+                                  self.controller.set_aside > set_aside)
+        return LoopStep(frame, mask, events, record, self)
+
+    def advance(self, seconds: float) -> None:
+        """Step the world and the quad by ``seconds`` (whole steps of ``dt``)."""
+        for _ in range(max(1, int(round(seconds / self.settings.dt)))):
+            self.world.step(self.settings.dt)
+            self.controller.step(self.quad, self.settings.dt)
+
+    def close(self) -> None:
+        self.world.close()
+
+
+Observer = Callable[[LoopStep], None]
+
+
+def run_loop(settings: LoopSettings, segmenter: Segmenter, socketio: bool = False,
+             config: FollowConfig | None = None, observers: Iterable[Observer] = (),
+             progress: bool = True) -> LoopMetrics:
+    """Follow for ``settings.seconds`` of simulated time; the follower runs in this process,
+    or as its Socket.IO server on 127.0.0.1 (an ephemeral port) with the sim as its client."""
+    config = config or FollowConfig()
+    tap = MaskTap(segmenter)
+    frames = int(round(settings.seconds * settings.camera_hz))
+    loop = ClosedLoop(settings)
+    with contextlib.ExitStack() as stack:
+        stack.callback(loop.close)
+        if socketio:
+            server = stack.enter_context(
+                ServerThread(tap, replace(config, host="127.0.0.1", port=0)))
+            link = SocketIOFollower(server.url, server.stats)
+        else:
+            link = InProcessFollower(tap, config)
+        stack.callback(link.close)
+        for _ in tqdm(range(frames), desc="sim follow", unit="frame", disable=not progress):
+            frame, fields = loop.capture()
+            if isinstance(segmenter, OracleSegmenter):
+                segmenter.expect(fields, frame.labels)
+            step = loop.answer(frame, link.send(fields), tap.mask)
+            for observe in observers:
+                observe(step)
+            loop.advance(1.0 / settings.camera_hz)
+        loop.metrics.finish(loop.time)
+    return loop.metrics
