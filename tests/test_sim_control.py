@@ -134,21 +134,23 @@ def test_metrics_count_losses_reacquire_and_wrong_targets():
         (detect, 100, on_her, False), (detect, 100, on_her, False), ([], 0, on_her, False),
         ([("object_lost", {"data": ""})], 0, None, False), ([], 0, None, False),
         ([], 2, None, False), ([("object_detected", {"coords": on_him})], 50, on_him, False),
+        (detect, 80, on_her, False),
         ([("object_detected", {"coords": on_him})], 80, on_her, True)]
     for k, (events, pixels, target, set_aside) in enumerate(script):
         m.add(k * 0.5, pixels, quad, "follow" if target else "hold", people, events,
               None if target is None else np.array(target), set_aside)
-    m.finish(4.0)
+    m.finish(4.5)
     s = m.summary()
-    assert s["frames"] == 8 and s["seconds"] == 4.0
-    assert s["hero_in_view_share"] == pytest.approx(4 / 8)
-    assert s["losses"] == 1 and s["reacquire_s"] == [1.5] and s["loss_s"] == [2.5]
+    assert s["frames"] == 9 and s["seconds"] == 4.5
+    assert s["hero_in_view_share"] == pytest.approx(5 / 9, abs=1e-4)
+    # lost at 1.5 s, last seen at 0.5 s; the detection at 3.0 s is someone else's
+    assert s["losses"] == 1 and s["reacquire_s"] == [2.0] and s["loss_s"] == [3.0]
     assert s["not_reacquired"] == 0
     assert s["out_of_view_episodes"] == 1 and s["out_of_view_longest_s"] == 2.0
-    assert s["detections"] == 4 and s["wrong_detections"] == 2 and s["set_aside"] == 1
+    assert s["detections"] == 5 and s["wrong_detections"] == 2 and s["set_aside"] == 1
     assert s["wrong_target_frames"] == 1 and s["wrong_person_frames"] == 1
     assert s["within_2_6m_share"] == 1.0
-    assert s["mode_share"] == {"follow": 0.625, "hold": 0.375}
+    assert s["mode_share"] == pytest.approx({"follow": 6 / 9, "hold": 3 / 9}, abs=1e-4)
 
 
 def test_a_jump_no_one_can_walk_is_set_aside_unless_it_persists():

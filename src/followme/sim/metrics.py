@@ -7,9 +7,10 @@ the controller's mode, and whether two positions point at the hero: the follower
 horizontally) and, in follow mode, the target the controller flies after (a wrong-target
 frame, and a wrong-person frame when someone else is nearer to it than she is).
 
-Losses are the follower's own: a loss lasts from the last ``object_detected`` before an
-``object_lost`` to the next ``object_detected``; the time to re-acquire runs from the
-``object_lost``. Out-of-view episodes are the truth's: runs of frames without the hero.
+Losses are the follower's own: a loss lasts from the last ``object_detected`` on the hero
+before an ``object_lost`` to the next ``object_detected`` on her; the time to re-acquire runs
+from the ``object_lost``. Detections of anything else in between do not end a loss.
+Out-of-view episodes are the truth's: runs of frames without the hero.
 Shares weigh each frame by the simulated time until the next one.
 """
 
@@ -109,8 +110,9 @@ class LoopMetrics:
         reacquire, gaps, lost_at, last_seen = [], [], None, None
         for r in f:
             if r.lost and lost_at is None:
-                lost_at, gap_from = r.t, last_seen
-            elif r.detected:
+                lost_at = r.t
+                gap_from = r.t if last_seen is None else last_seen
+            elif r.detected and not r.wrong_detection:
                 if lost_at is not None:
                     reacquire.append(r.t - lost_at)
                     gaps.append(r.t - gap_from)
