@@ -15,6 +15,7 @@ Both return events as (name, payload) pairs, in the order the follower sent them
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -27,6 +28,9 @@ from followme.follower.worker import FollowerStats
 
 Event = tuple[str, dict]
 EVENTS = ("object_detected", "create_box_marker", "delete_marker", "object_lost")
+# python-socketio and python-engineio log every packet at INFO: keep them to warnings
+_LIBRARY_LOG = logging.getLogger("followme.sim.socketio")
+_LIBRARY_LOG.setLevel(logging.WARNING)
 
 
 class InProcessFollower:
@@ -55,7 +59,8 @@ class SocketIOFollower:
         self._inbox: list[Event] = []
         self._handled: Counter[str] = Counter()
         self.sent = 0
-        self.client = socketio.Client(reconnection=False)
+        self.client = socketio.Client(reconnection=False, logger=_LIBRARY_LOG,
+                                      engineio_logger=_LIBRARY_LOG)
         for name in EVENTS:
             self.client.on(name, self._handler(name))
         self.client.connect(url, transports=["websocket"])
