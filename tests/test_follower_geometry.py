@@ -19,7 +19,7 @@ from follower_helpers import (
 from followme.follower.geometry import Camera, Pose, parse_pose, rotation_rpy
 from followme.follower.protocol import parse_sensor_frame
 from followme.follower.server import FollowConfig, FramePipeline
-from followme.follower.target import locate_hero
+from followme.follower.target import largest_group, locate_hero, onto_grid
 
 
 @pytest.mark.parametrize("euler", [(0, 0, 0), (30, 0, 0), (0, 90, 0), (0, -135, 0), (0, 0, 10),
@@ -137,15 +137,14 @@ def test_coords_within_25cm_at_several_gimbal_poses(position, euler):
         assert target is not None, (row, col)
         error = np.linalg.norm(np.array(target.world) - hero)
         assert error < 0.25, f"pixel {(row, col)} depth {depth:.1f} m: off by {error:.3f} m"
-        assert target.depth_from == "centroid"
 
 
-def test_depth_falls_back_to_the_blob_median_when_the_centroid_pixel_is_invalid():
+def test_an_invalid_depth_at_the_centroid_is_ignored():
     cam = QuadSimCamera((0, 0, 10), (45, 30, 0))
     hero = cam.point_at(100, 140, 13.0)
     frame = parse_sensor_frame(synthetic_frame(cam, hero, radius=8, hole=2.5))
     target = FramePipeline(ColourSegmenter(160), FollowConfig())(frame).target
-    assert target is not None and target.depth_from == "blob median"
+    assert target is not None
     assert np.linalg.norm(np.array(target.world) - hero) < 0.25
 
 
@@ -157,10 +156,59 @@ def test_a_centroid_off_the_blob_uses_the_blob_median():
     depth[disk(SIZE, 30 * 4 + 1.5, 30 * 4 + 1.5, 42)] = 12.0
     depth[disk(SIZE, 30 * 4 + 1.5, 30 * 4 + 1.5, 22)] = 40.0  # the hole shows the background
     target = locate_hero(mask, depth, Pose(0, 0, 0, 0, 0, 0), Camera())
-    assert target.depth_from == "blob median" and target.depth == pytest.approx(12.0)
+    assert target.depth == pytest.approx(12.0)
 
 
-def test_largest_blob_and_min_pixels():
+def test_a_gap_in_the_depth_at_the_centroid_does_not_move_the_hero():
+    """The centroid pixel is on the blob, but its depth is the ground seen between her legs."""
+    mask = disk(64, 30, 30, 10)
+    depth = np.full((SIZE, SIZE), 40.0, np.float32)
+    depth[disk(SIZE, 30 * 4 + 1.5, 30 * 4 + 1.5, 40)] = 12.0
+    depth[:, 30 * 4 - 2:30 * 4 + 4] = 19.0
+    target = locate_hero(mask, depth, Pose(0, 0, 0, 0, 0, 0), Camera())
+    assert target.depth == pytest.approx(12.0)
+
+
+def test_largest_group_joins_pieces_closer_than_twice_join():
+    mask = np.zeros((40, 40), bool)
+    mask[5:15, 5:8] = True      # 30 px: a torso ...
+    mask[5:15, 11:13] = True    # ... an arm 3 px away (20 px) ...
+    mask[30:40, 30:35] = True   # ... and 50 px far from both
+    torso_and_arm = mask.copy()
+    torso_and_arm[30:40, 30:35] = False
+    assert (largest_group(mask, join=2) == torso_and_arm).all()
+    assert (largest_group(mask, join=0) == mask & ~torso_and_arm).all()
+
+
+def test_the_centroid_of_a_body_in_pieces_is_the_whole_body_s():
+    """Legs apart from the torso in the mask: her pixel is the middle of all of her."""
+    depth = np.full((SIZE, SIZE), 10.0)
+    mask = np.zeros((160, 160), bool)
+    mask[40:80, 70:90] = True       # torso, 800 px
+    mask[82:120, 72:78] = True      # legs, 2 px below it, 228 px each
+    mask[82:120, 82:88] = True
+    target = locate_hero(mask, depth, Pose(0, 0, 0, 0, 0, 0), Camera())
+    rows = np.nonzero(mask)[0]
+    assert target.pixel[0] == pytest.approx(rows.mean(), abs=0.5)
+    assert target.pixel[0] - 59.5 > 10    # the torso alone is centred on row 59.5
+
+
+def test_a_passer_by_merged_into_the_mask_does_not_move_the_hero():
+    """The mask joins her body (12 m) with a smaller red-brown head in front of her (8 m): her
+    position is her body's, not a blend of both."""
+    cam = QuadSimCamera((0, 0, 10), (45, 30, 0))
+    hero = cam.point_at(100, 140, 12.0)
+    body = disk(SIZE, 100, 140, 14)
+    head = disk(SIZE, 100, 162, 11) & ~body
+    depth = np.full((SIZE, SIZE), 45.0)
+    depth[body], depth[head] = cam.project(hero)[2], 8.0
+    mask = onto_grid(body | head, 160, 160)
+    target = locate_hero(mask, depth, parse_pose(cam.gimbal_pose), Camera())
+    assert target.depth == pytest.approx(cam.project(hero)[2], abs=0.05)
+    assert np.linalg.norm(np.array(target.world) - hero) < 0.25
+
+
+def test_the_largest_part_and_min_pixels():
     mask = np.zeros((64, 64), bool)
     mask[5:8, 5:8] = True  # 9 px
     depth = np.full((SIZE, SIZE), 10.0, np.float32)

@@ -163,7 +163,7 @@ def test_stats_snapshot_and_line():
 
 
 def test_object_lost_once_after_k_misses_following_a_sighting():
-    hero = Target((1.0, 2.0, 0.0), (10.0, 10.0), 5.0, "centroid", 50)
+    hero = Target((1.0, 2.0, 0.0), (10.0, 10.0), 5.0, 50)
     t = HeroTracker(lost_after=3)
     assert t.update(None) == []  # never seen: nothing to lose
     events = t.update(hero)
