@@ -7,6 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from followme.checkpoint import read_checkpoint
 from followme.cli import main
 
 
@@ -22,13 +23,18 @@ def test_data_check_prints_stats_and_fails_on_bad_data(tiny_robond, capsys):
 
 
 def test_train_predict_evaluate(tmp_path, tiny_robond, tiny_grading, capsys):
+    from conftest import write_robond
+
     run = tmp_path / "run"
-    assert main(["train", "--train", str(tiny_robond), "--val", str(tiny_grading),
+    sim = write_robond(tmp_path / "sim", 4, seed=5)
+    assert main(["train", "--train", str(tiny_robond), str(sim), "--val", str(tiny_grading),
                  "--model", "fcn_res", "--epochs", "2", "--batch-size", "4",
                  "--image-size", "32", "--out", str(run), "--threads", "1",
                  "--device", "cpu"]) == 0
     log = (run / "log.csv").read_text().splitlines()
     assert len(log) == 3 and "val_final_score" in log[0]
+    assert read_checkpoint(run / "last.pt")["train_config"]["train"] == [str(tiny_robond),
+                                                                          str(sim)]
 
     pred = tmp_path / "pred"
     assert main(["predict", "--model", str(run / "best.pt"), "--images", str(tiny_robond),

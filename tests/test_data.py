@@ -7,7 +7,7 @@ from PIL import Image
 
 from followme.data import cache as cache_module
 from followme.data.augment import AugmentConfig, HeroBank, augment, paste_heroes
-from followme.data.cache import load_arrays
+from followme.data.cache import load_arrays, load_folders
 from followme.data.check import folder_stats
 from followme.data.prepare import labels_from_renders, prepare
 from followme.data.robond import DataError, find_pairs, pair_key
@@ -28,6 +28,20 @@ def test_pairs_go_by_name_not_position(tiny_robond):
     assert len(pairs) == 7
     assert all(pair_key(p.image.stem) == pair_key(p.mask.stem) for p in pairs)
     assert problems == [f"{mask}: mask without an image"]
+
+
+def test_several_folders_load_as_one_set(tmp_path):
+    from conftest import write_robond
+
+    real = write_robond(tmp_path / "real", 5, seed=1)
+    sim = write_robond(tmp_path / "sim", 3, seed=2)
+    both = load_folders([real, sim], 32, progress=False)
+    one, other = load_arrays(real, 32, progress=False), load_arrays(sim, 32, progress=False)
+    assert len(both) == 8 and both.names[0] == f"real/{one.names[0]}"
+    assert both.names[5] == f"sim/{other.names[0]}"
+    np.testing.assert_array_equal(both.images[5:], other.images)
+    np.testing.assert_array_equal(both.class_pixels[:5], one.class_pixels)
+    assert load_folders(str(real), 32, progress=False).names == one.names
 
 
 def test_image_without_mask_is_named(tiny_robond):

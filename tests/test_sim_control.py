@@ -76,6 +76,8 @@ def test_follow_keeps_up_with_a_walking_target():
 
 
 def test_lost_holds_then_searches_then_patrols():
+    """She stands still, so hold keeps the quad where it is; the search climbs and turns on the
+    spot; patrol flies back to the route."""
     settings = FollowSettings()
     controller, quad = _follower()
     target = np.array([0.0, 0.0, BODY_CENTRE])
@@ -85,6 +87,9 @@ def test_lost_holds_then_searches_then_patrols():
     hover = quad.position.copy()
     _fly(controller, quad, settings.hold - 0.2)
     assert controller.mode == HOLD and np.linalg.norm(quad.position - hover) < 0.2
+    pitch, yaw = look_angles(quad.camera_position, target)
+    assert pitch == pytest.approx(quad.gimbal_pitch, abs=1.0)
+    assert abs(wrap180(yaw - quad.gimbal_yaw)) < 1.0
     _fly(controller, quad, 0.3)
     assert controller.mode == SEARCH
     yaws = []
@@ -94,12 +99,33 @@ def test_lost_holds_then_searches_then_patrols():
         assert controller.mode == SEARCH
     turned = np.abs(wrap180_array(np.diff(yaws))).sum()
     assert turned == pytest.approx(settings.search_turn, abs=settings.search_rate * DT * 3)
-    assert np.linalg.norm(quad.position - hover) < 0.3
+    assert np.linalg.norm(quad.position[:2] - hover[:2]) < 0.3
+    assert quad.position[2] == pytest.approx(settings.search_height, abs=0.3)
     assert quad.gimbal_pitch == pytest.approx(settings.search_pitch, abs=1.0)
     _fly(controller, quad, 0.5)
     assert controller.mode == PATROL
+    start = np.linalg.norm(quad.position - ROUTE[0])
     _fly(controller, quad, 5.0)
-    assert quad.position[2] > hover[2] + 2.0   # climbing back to the route
+    assert np.linalg.norm(quad.position - ROUTE[0]) < start - 5.0   # back to the route
+
+
+def test_hold_flies_after_her_predicted_position_and_search_turns_her_way():
+    """Walking at 1.5 m/s along +y when lost: hold keeps after her, and the search turns left
+    (+y from the quad behind her on -x)."""
+    controller, quad = _follower((-3.0, 0.0, 2.5))
+    _fly(controller, quad, 15.0, lambda t: np.array([0.0, 1.5 * t, BODY_CENTRE]))
+    controller.on_lost()
+    lost_at = controller.time
+    before = quad.position.copy()
+    _fly(controller, quad, controller.settings.hold - 0.2)
+    assert controller.mode == HOLD
+    assert quad.position[1] - before[1] > 1.5          # kept after her
+    ahead = min(controller.time - lost_at, controller.settings.predict)
+    assert controller.predicted_target()[:2] == pytest.approx([0.0, 1.5 * (lost_at + ahead)],
+                                                              abs=0.5)
+    yaw = quad.yaw
+    _fly(controller, quad, 1.0)
+    assert controller.mode == SEARCH and wrap180(quad.yaw - yaw) > 10.0
 
 
 def test_a_detection_ends_the_search_and_lost_without_follow_is_ignored():

@@ -47,6 +47,20 @@ def test_oracle_closed_loop_keeps_the_hero_in_view_and_at_distance():
     assert s["detections"] >= 0.9 * s["frames"]
 
 
+def test_after_a_blackout_the_quad_searches_and_re_acquires_her():
+    """The camera sees nothing for 3 s from t = 10 s: object_lost, hold, search, and her again
+    within 5 s of the loss."""
+    settings = LoopSettings(seconds=20.0, blackout=3.0, blackout_every=10.0, **SMALL)
+    metrics = run_loop(settings, OracleSegmenter(), progress=False)
+    s = metrics.summary()
+    blind = [f for f in metrics.frames if 10.0 <= f.t < 13.0 - 1e-6]
+    assert len(blind) == 30 and all(f.hero_pixels == 0 and not f.detected for f in blind)
+    assert {f.mode for f in blind} >= {"hold"}
+    assert s["losses"] == 1 and s["not_reacquired"] == 0, s
+    assert 2.0 < s["reacquire_max_s"] <= 5.0, s
+    assert s["wrong_detections"] == 0
+
+
 def test_the_socket_io_loop_is_the_in_process_loop():
     """10 s with a real python-socketio client/server pair on 127.0.0.1, in lock-step: the same
     run, frame for frame, as the follower called in process."""

@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_model_summary)
 
     c = verbs.add_parser("train", help="train a segmentation model")
-    c.add_argument("--train", required=True, metavar="DIR")
+    c.add_argument("--train", required=True, nargs="+", metavar="DIR",
+                   help="RoboND folder(s); several train as one set (e.g. real and sim data)")
     c.add_argument("--val", metavar="DIR", help="RoboND or grading folder, scored each epoch")
     c.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS))
     c.add_argument("--epochs", type=int, default=30)

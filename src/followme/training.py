@@ -26,7 +26,7 @@ from tqdm import tqdm
 from followme import distributed
 from followme.checkpoint import NORMALIZATION, read_checkpoint, save_checkpoint
 from followme.data.augment import AugmentConfig, HeroBank, augment
-from followme.data.cache import load_arrays
+from followme.data.cache import load_folders
 from followme.evaluation.grading import grade, load_grading_set
 from followme.inference import predict_probabilities
 from followme.models import DEFAULT_MODEL, create_model, model_config
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    train: str = "data/robond/train"
+    train: str | list[str] = "data/robond/train"  # one RoboND folder, or several as one set
     val: str | None = "data/robond/validation"
     model: str = DEFAULT_MODEL
     out: str = "runs/default"
@@ -226,7 +226,7 @@ def train(cfg: TrainConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
 
     # ---- data: decoded once into uint8 arrays, held whole in memory (or on the GPU)
-    train_arrays = load_arrays(cfg.train, cfg.image_size, skip_bad=cfg.skip_bad, progress=main)
+    train_arrays = load_folders(cfg.train, cfg.image_size, skip_bad=cfg.skip_bad, progress=main)
     images = torch.from_numpy(np.array(train_arrays.images)).to(device)  # (N,S,S,3)
     labels = torch.from_numpy(np.array(train_arrays.labels)).to(device)  # (N,S,S)
     bank = HeroBank.from_arrays(train_arrays.images, train_arrays.labels,

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,3 +142,22 @@ def _warn_skipped(root, problems: list[str], kept: int) -> None:
         for p in problems:
             log.warning("skipped: %s", p)
         log.warning("skipped %d bad file(s) in %s, kept %d pairs", len(problems), root, kept)
+
+
+def load_folders(roots: str | Path | Sequence[str | Path], image_size: int = 160,
+                 skip_bad: bool = False, progress: bool = True) -> RoboNDArrays:
+    """One or more RoboND folders (e.g. real and sim data) as one set; with several, each name
+    is prefixed by its folder's name."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    parts = [load_arrays(r, image_size, skip_bad=skip_bad, progress=progress) for r in roots]
+    if len(parts) == 1:
+        return parts[0]
+    sizes = {tuple(p.native_size) for p in parts}
+    if len(sizes) > 1:  # hero sizes (far-hero sampling) are counted at the native size
+        log.warning("folders of different native sizes %s: hero sizes are not comparable", sizes)
+    return RoboNDArrays(
+        names=[f"{Path(r).name}/{n}" for r, p in zip(roots, parts, strict=True) for n in p.names],
+        images=np.concatenate([p.images for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        class_pixels=np.concatenate([p.class_pixels for p in parts]),
+        native_size=parts[0].native_size)

@@ -23,6 +23,11 @@ def _add_run_arguments(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--camera-hz", type=float, default=10.0, help="sensor frames a second (10)")
     p.add_argument("--distance", type=float, default=3.0, help="metres to keep (3)")
     p.add_argument("--height", type=float, default=2.5, help="metres above the ground (2.5)")
+    p.add_argument("--blackout", type=float, default=0.0, metavar="S",
+                   help="the camera sees nothing for S s from every --blackout-every s (a "
+                        "covered lens): losses, to measure re-acquisition (default 0: none)")
+    p.add_argument("--blackout-every", type=float, default=60.0, metavar="E",
+                   help="seconds between blackouts (60)")
     p.add_argument("--out", default=out, metavar="DIR", help=f"default {out}")
     p.add_argument("--video", default="follow.mp4", metavar="NAME",
                    help="video file in OUT, .mp4 or .gif (default follow.mp4)")
@@ -59,7 +64,8 @@ def loop_settings(a: argparse.Namespace):
     if not a.minutes > 0:
         raise ValueError("--minutes must be positive")
     return LoopSettings(seconds=a.minutes * 60, people=a.people, seed=a.seed,
-                        camera_hz=a.camera_hz,
+                        camera_hz=a.camera_hz, blackout=a.blackout,
+                        blackout_every=a.blackout_every,
                         follow=FollowSettings(distance=a.distance, height=a.height))
 
 

@@ -12,8 +12,11 @@ Modes, and what moves the quad (``Quad.fly_towards``, ``Quad.point_gimbal``):
           passer-by merged into her mask) does not pull the quad off her. Detections set
           aside ``confirm`` times in a row that agree with each other are believed: the
           tracker starts again from them (it was the tracker that had slipped);
-  hold    after ``object_lost``: hover, the camera where the hero was heading;
-  search  then turn on the spot, camera pitched down, one full turn, towards the side she went;
+  hold    after ``object_lost``, for ``hold`` s: keep after where she should be by now (her
+          last velocity, for up to ``predict`` s), the camera on it: a short occlusion ends
+          with her in view;
+  search  then climb to ``search_height`` and turn on the spot, camera pitched down, one full
+          turn, starting towards the side she was heading;
   then patrol again. ``object_detected`` in any mode means follow.
 
 The controller knows only what the follower sends: no world truth. It is not thread-safe: feed
@@ -39,10 +42,11 @@ BODY_CENTRE = 0.5   # m: the mask centroid, back-projected, lies this far above 
 class FollowSettings:
     distance: float = 3.0         # m, horizontal, from the target
     height: float = 2.5           # m above the target's ground (2 to 3 m)
-    hold: float = 1.5             # s hovering after object_lost
+    hold: float = 2.0             # s after object_lost, flying after her predicted position
     search_rate: float = 45.0     # deg/s
     search_turn: float = 360.0    # deg turned before going back to patrol
     search_pitch: float = 35.0    # deg, camera down while searching
+    search_height: float = 5.0    # m above the ground while searching
     predict: float = 2.0          # s, the velocity extrapolated at most this far
     alpha: float = 0.5            # the tracker's position gain
     beta: float = 0.2             # ... and velocity gain
@@ -52,9 +56,9 @@ class FollowSettings:
 
     def __post_init__(self):
         if not (self.distance > 0 and self.height > 0 and self.hold >= 0
-                and self.search_rate > 0 and self.search_turn >= 0):
-            raise ValueError("distance, height and search_rate must be positive; hold and "
-                             "search_turn not negative")
+                and self.search_rate > 0 and self.search_turn >= 0 and self.search_height > 0):
+            raise ValueError("distance, height, search_rate and search_height must be "
+                             "positive; hold and search_turn not negative")
 
 
 class FollowController:
@@ -162,24 +166,17 @@ class FollowController:
     # ---- one step ----
     def step(self, quad: Quad, dt: float) -> None:
         s = self.settings
-        if self.mode == FOLLOW:
+        if self.mode in (FOLLOW, HOLD):
             target = self.predicted_target()
             quad.fly_towards(self.follow_goal(quad, target), dt,
                              yaw=look_angles(quad.position, target)[1])
             quad.point_gimbal_at(target, dt)
-        elif self.mode == HOLD:
-            if self._hover is None:
-                self._hover = quad.position.copy()
-            seen = self.predicted_target()
-            quad.fly_towards(self._hover, dt, yaw=look_angles(quad.position, seen)[1])
-            quad.point_gimbal_at(seen, dt)
-            if self.time - self._since >= s.hold:
-                turn = wrap180(look_angles(quad.position, seen)[1] - quad.gimbal_yaw)
-                self._turn_sign = -1.0 if turn < 0 else 1.0
+            if self.mode == HOLD and self.time - self._since >= s.hold:
+                self._turn_sign = self._heading_side(quad, target)
                 self._enter(SEARCH)
         elif self.mode == SEARCH:
             if self._hover is None:
-                self._hover = quad.position.copy()
+                self._hover = np.array([*quad.position[:2], s.search_height])
             step = s.search_rate * dt
             quad.fly_towards(self._hover, dt, yaw=quad.yaw + self._turn_sign * step)
             quad.point_gimbal(s.search_pitch, quad.yaw, dt)
@@ -189,3 +186,9 @@ class FollowController:
         else:
             self.patrol.step(quad, dt)
         self.time += dt
+
+    def _heading_side(self, quad: Quad, target: np.ndarray) -> float:
+        """+1 (turn left) or -1: the side of the view that her velocity points to."""
+        ahead = target + self.velocity
+        turn = wrap180(look_angles(quad.position, ahead)[1] - look_angles(quad.position, target)[1])
+        return -1.0 if turn < 0 else 1.0

@@ -47,11 +47,15 @@ class LoopSettings:
     dt: float = 0.05              # s, one world/quad step
     start_distance: float = 8.0   # m from the hero, horizontally, at the start
     start_height: float = 6.0     # m: the quad starts on patrol with the hero in view
+    blackout: float = 0.0         # s the camera sees nothing (a covered lens) ...
+    blackout_every: float = 60.0  # ... from every multiple of this many s: losses to recover
     follow: FollowSettings = field(default_factory=FollowSettings)
 
     def __post_init__(self):
         if not (self.seconds > 0 and self.camera_hz > 0 and self.dt > 0 and self.people >= 0):
             raise ValueError("seconds, camera_hz and dt must be positive, people not negative")
+        if not (0 <= self.blackout < self.blackout_every):
+            raise ValueError("blackout must be at least 0 and shorter than blackout_every")
         if self.dt * self.camera_hz > 1 + 1e-9:
             raise ValueError("dt must not be longer than a camera period")
 
@@ -152,9 +156,20 @@ class ClosedLoop:
     def time(self) -> float:
         return self.world.time
 
+    def blind(self) -> bool:
+        """Whether the camera sees nothing now (``blackout`` s from each ``blackout_every``)."""
+        s = self.settings
+        return s.blackout > 0 and self.time >= s.blackout_every and \
+            self.time % s.blackout_every < s.blackout
+
     def capture(self) -> tuple[Frame, dict]:
-        """Render the camera and build the sensor_frame fields."""
+        """Render the camera and build the sensor_frame fields; black, with no depth and no
+        labels, while ``blind``."""
         frame = render(self.world, self.quad.gimbal_pose(), self.quad.pose())
+        if self.blind():
+            frame = replace(frame, rgb=np.zeros_like(frame.rgb),
+                            depth=np.full_like(frame.depth, np.inf),
+                            labels=np.zeros_like(frame.labels))
         return frame, sensor_frame(frame, self.epoch + self.time)
 
     def answer(self, frame: Frame, events: list[Event], mask: np.ndarray | None = None
