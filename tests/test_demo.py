@@ -5,40 +5,35 @@ import json
 
 import pytest
 
-from followme.checkpoint import load_checkpoint, read_checkpoint
-from followme.finetune import fine_tune, start_from
-from followme.training import TrainConfig
+from followme.checkpoint import SHIPPED_MODEL, load_checkpoint, read_checkpoint
+from followme.cli import main
+from followme.training import TrainConfig, train
 
 
-def test_fine_tune_starts_from_the_checkpoint(tiny_robond, tmp_path):
+def test_init_starts_from_the_checkpoint(tiny_robond, tmp_path):
     cfg = TrainConfig(train=str(tiny_robond), val=None, model="fcn_res", out=str(tmp_path / "ft"),
-                      batch_size=4, lr=1e-6, epochs=1, max_batches=1, threads=1, bf16=False)
+                      batch_size=4, lr=1e-6, epochs=1, max_batches=1, threads=1, bf16=False,
+                      init=str(SHIPPED_MODEL))
     shipped = load_checkpoint().model.state_dict()
-    fine_tune(None, cfg)
+    train(cfg)
     tuned = read_checkpoint(tmp_path / "ft" / "last.pt")
     assert tuned["train_state"]["batch"] == 1
     weights = [k for k, v in shipped.items() if v.is_floating_point() and "running" not in k]
     diff = max(float((tuned["model"][k] - shipped[k]).abs().max()) for k in weights)
     assert 0 < diff < 1e-3
-    with pytest.raises(FileExistsError, match="--resume"):
-        start_from(None, cfg)
     with pytest.raises(ValueError, match="fcn_res at 160"):
-        start_from(None, TrainConfig(model="seed", out=str(tmp_path / "other")))
+        train(TrainConfig(train=str(tiny_robond), val=None, model="seed", init=str(SHIPPED_MODEL),
+                          out=str(tmp_path / "other"), threads=1))
 
 
-def test_fine_tune_tool_runs_followme_train(tiny_robond, tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "fine_tune.py"
-    spec = importlib.util.spec_from_file_location("fine_tune_tool", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    out = tmp_path / "tool"
-    assert tool.run(["train", "--train", str(tiny_robond), "--out", str(out), "--batch-size", "4",
-                     "--epochs", "1", "--max-batches", "1", "--threads", "1", "--no-bf16",
-                     "--lr", "1e-6"]) == 0
-    assert read_checkpoint(out / "last.pt")["train_state"]["batch"] == 1
+def test_train_init_on_the_command_line(tiny_robond, tmp_path):
+    out = tmp_path / "cli"
+    assert main(["train", "--train", str(tiny_robond), "--out", str(out), "--batch-size", "4",
+                 "--epochs", "1", "--max-batches", "1", "--threads", "1", "--no-bf16",
+                 "--lr", "1e-6", "--init", str(SHIPPED_MODEL)]) == 0
+    tuned = read_checkpoint(out / "last.pt")
+    assert tuned["train_config"]["init"] == str(SHIPPED_MODEL)
+    assert tuned["train_state"]["batch"] == 1
 
 
 def test_demo_end_to_end_tiny(tmp_path, capsys):

@@ -53,7 +53,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(
         train=a.train, val=a.val, model=a.model, out=a.out, epochs=a.epochs, minutes=a.minutes,
         batch_size=a.batch_size, lr=a.lr, image_size=a.image_size, seed=a.seed,
-        threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume,
+        threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume, init=a.init,
         max_batches=a.max_batches, val_every=a.val_every, dice_weight=a.dice_weight,
         far_hero_weight=a.far_hero_weight, bf16=False if a.no_bf16 else None,
         augment=AugmentConfig(paste=a.paste),
@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--image-size", type=int, default=160)
     c.add_argument("--out", default="runs/default")
     c.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    c.add_argument("--init", metavar="CKPT",
+                   help="start from this checkpoint's weights (fine-tuning; same --model)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--threads", type=int)
     c.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")

@@ -56,13 +56,12 @@ def demo(out: str | Path = "runs/demo", train_frames: int = 600, grade_frames: i
     """Run the demo into a new folder under ``out``; returns what demo.json holds."""
     from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
     from followme.evaluation.evaluate import evaluate
-    from followme.finetune import fine_tune
     from followme.inference import load_segmenter
     from followme.sim.commands import default_model
     from followme.sim.loop import LoopSettings, OracleSegmenter
     from followme.sim.record import record
     from followme.sim.report import follow_to_files
-    from followme.training import TrainConfig
+    from followme.training import TrainConfig, train
 
     if train_frames < 1 or grade_frames < 1 or train_minutes < 0 or not loop_minutes > 0:
         raise ValueError("--train-frames and --grade-frames must be >= 1, --train-minutes >= 0 "
@@ -88,8 +87,8 @@ def demo(out: str | Path = "runs/demo", train_frames: int = 600, grade_frames: i
         loaded = load_checkpoint(start_model)
         cfg = TrainConfig(train=str(train_dir), val=None, model=loaded.name,
                           out=str(run / "train"), minutes=train_minutes, lr=1e-3,
-                          image_size=loaded.image_size, seed=seed)
-        fine_tune(start_model, cfg)
+                          image_size=loaded.image_size, seed=seed, init=start_model)
+        train(cfg)
         models[f"fine-tuned {train_minutes:g} min"] = str(run / "train" / "last.pt")
         result["training_plot"] = str(run / "train" / "loss.png")
 

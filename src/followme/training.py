@@ -55,12 +55,26 @@ class TrainConfig:
     bf16: bool | None = None  # bf16 autocast; None: where the device supports it
     skip_bad: bool = False
     resume: bool = False
+    init: str | None = None  # start from this checkpoint's weights (fine-tuning), not fresh ones
     val_every: int = 1  # validate every N epochs (and always after the first and the last)
     max_batches: int | None = None  # stop after this many batches in all (tests, profiling)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 # ---------------------------------------------------------------------------------- helpers
+def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The weights of checkpoint ``cfg.init``, refused unless it is ``cfg.model`` at
+    ``cfg.image_size`` with the registry's configuration and the usual normalisation."""
+    ckpt = read_checkpoint(cfg.init)
+    if ckpt["model_name"] != cfg.model or ckpt["image_size"] != cfg.image_size or \
+            ckpt["model_config"] != model_config(cfg.model).to_dict() or \
+            ckpt["normalization"] != NORMALIZATION:
+        raise ValueError(f"--init {cfg.init} is {ckpt['model_name']} at {ckpt['image_size']} "
+                         f"px: fine-tune it with --model {ckpt['model_name']} --image-size "
+                         f"{ckpt['image_size']} (and the registry's configuration)")
+    return ckpt["model"]
+
+
 def pick_device(name: str | None) -> torch.device:
     if name:
         return torch.device(name)
@@ -225,6 +239,10 @@ def train(cfg: TrainConfig) -> dict:
     if main:
         out.mkdir(parents=True, exist_ok=True)
 
+    # a wrong --init is refused before the data is loaded
+    resuming = cfg.resume and (out / "last.pt").exists()
+    init_weights = initial_weights(cfg) if cfg.init and not resuming else None
+
     # ---- data: decoded once into uint8 arrays, held whole in memory (or on the GPU)
     train_arrays = load_folders(cfg.train, cfg.image_size, skip_bad=cfg.skip_bad, progress=main)
     images = torch.from_numpy(np.array(train_arrays.images)).to(device)  # (N,S,S,3)
@@ -248,7 +266,10 @@ def train(cfg: TrainConfig) -> dict:
     use_bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
     state = {"epoch": 0, "batch": 0, "total_epochs": cfg.epochs if not cfg.minutes else None,
              "best_score": -1.0, "history": [], "train_seconds": 0.0}
-    if cfg.resume and (out / "last.pt").exists():
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+        log.info("starting from the weights of %s", cfg.init)
+    if resuming:
         ckpt = read_checkpoint(out / "last.pt")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
