@@ -36,7 +36,28 @@ def test_onnx_export_agrees_with_pytorch(tmp_path, checkpoint, capsys):
         got, want = onnx.probabilities(frame), torch_seg.probabilities(frame)
         assert got.shape == (64, 64, 3)
         np.testing.assert_allclose(got, want, atol=1e-4)
+        hero = onnx.hero_probability(frame)
+        np.testing.assert_allclose(hero, want[..., 2], atol=1e-4)
+        np.testing.assert_allclose(torch_seg.hero_probability(frame), want[..., 2], atol=1e-5)
     assert onnx.model(frames).shape == (3, 64, 64, 3)  # batches too
+    assert onnx.model.hero(frames).shape == (3, 64, 64)
+
+
+def test_an_export_without_the_hero_output_still_runs(tmp_path, checkpoint):
+    """Exports made before the hero output: the follower takes it from the probabilities."""
+    import onnx
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--onnx", str(checkpoint), str(out)]) == 0
+    graph = onnx.load(str(out))
+    hero = next(o for o in graph.graph.output if o.name == "hero")
+    graph.graph.output.remove(hero)
+    onnx.save(graph, str(tmp_path / "old.onnx"))
+    old, new = load_segmenter(tmp_path / "old.onnx"), load_segmenter(out)
+    assert not old.model.has_hero and new.model.has_hero
+    frame = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_allclose(old.hero_probability(frame), new.hero_probability(frame),
+                               atol=1e-5)
 
 
 def test_a_checkpoint_runs_on_onnx_runtime_by_default(tmp_path, checkpoint, monkeypatch):

@@ -20,6 +20,13 @@ from followme.data.resize import resize_image
 log = logging.getLogger(__name__)
 
 
+def hero_probability(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) logits -> (B, H, W) the hero's softmax probability, without the softmax
+    over all three classes: 1 / (1 + e^(background - hero) + e^(people - hero))."""
+    hero = logits[:, 2]
+    return 1 / (1 + torch.exp(logits[:, 0] - hero) + torch.exp(logits[:, 1] - hero))
+
+
 def to_tensor(images: torch.Tensor, normalization: dict = NORMALIZATION) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float in [-1, 1], channels_last in memory."""
     x = images.permute(0, 3, 1, 2).float()
@@ -50,7 +57,7 @@ def predict_probabilities(model: nn.Module, images: np.ndarray | torch.Tensor,
 def decode_jpeg(data: bytes, size: int) -> np.ndarray:
     """JPEG or PNG bytes -> (size, size, 3) uint8 RGB, resized as the course did."""
     with Image.open(io.BytesIO(data)) as im:
-        rgb = im.convert("RGB")
+        rgb = im if im.mode == "RGB" else im.convert("RGB")
         if rgb.size != (size, size):  # as resize_image, without a round trip through numpy
             rgb = rgb.resize((size, size), Image.BILINEAR)
         return np.asarray(rgb)
@@ -70,23 +77,51 @@ def hero_centroid(hero: np.ndarray, min_pixels: int = 10) -> tuple[float, float]
 
 class OnnxModel:
     """A model exported by ``followme export --onnx``, run by ONNX Runtime on the CPU:
-    (B, S, S, 3) uint8 frames -> (B, S, S, 3) float32 probabilities."""
+    (B, S, S, 3) uint8 frames -> (B, S, S, 3) float32 probabilities, or (B, S, S) the hero's
+    alone (``hero``). Each output gets its own session, made on first use, of the graph cut
+    down to what that output needs."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
+        import onnx
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types for a bad or missing file
+            self.graph = onnx.load(str(path))
+        except Exception as e:  # a missing file, or protobuf's own errors for a damaged one
             raise ValueError(f"{path}: not a readable ONNX model ({e})") from e
-        self.image_size = int(self.session.get_inputs()[0].shape[1])
+        self.path, self.threads = path, threads or torch.get_num_threads()
+        self.outputs = [o.name for o in self.graph.graph.output]
+        self.has_hero = "hero" in self.outputs
+        self._sessions: dict[str, object] = {}
+        session = self._session("hero" if self.has_hero else self.outputs[0])  # checks the file
+        self.image_size = int(session.get_inputs()[0].shape[1])
+
+    def _session(self, output: str):
+        if output not in self._sessions:
+            import onnxruntime as ort
+            from onnx.utils import Extractor
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            try:
+                graph = self.graph if len(self.outputs) == 1 else Extractor(
+                    self.graph).extract_model([self.graph.graph.input[0].name], [output])
+                self._sessions[output] = ort.InferenceSession(
+                    graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnx and onnxruntime raise their own types
+                raise ValueError(f"{self.path}: not a runnable ONNX model ({e})") from e
+        return self._sessions[output]
+
+    def _run(self, output: str, images: np.ndarray) -> np.ndarray:
+        return self._session(output).run(None, {"image": np.ascontiguousarray(images)})[0]
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"image": np.ascontiguousarray(images)})[0]
+        return self._run("probabilities", images)
+
+    def hero(self, images: np.ndarray) -> np.ndarray:
+        if not self.has_hero:  # an export from before the hero output
+            return self(images)[..., 2]
+        return self._run("hero", images)
 
 
 class HeroSegmenter:
@@ -101,14 +136,23 @@ class HeroSegmenter:
         self.size = image_size
         self.normalization = normalization
 
+    def _logits(self, frame: np.ndarray) -> torch.Tensor:
+        x = to_tensor(torch.from_numpy(np.array(frame))[None], self.normalization)
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
     def probabilities(self, frame: np.ndarray) -> np.ndarray:
         """(S, S, 3) uint8 -> (S, S, 3) float32 softmax."""
         if isinstance(self.model, OnnxModel):
             return self.model(frame[None])[0]
         with torch.inference_mode():
-            x = to_tensor(torch.from_numpy(np.array(frame))[None], self.normalization)
-            logits = self.model(x.contiguous(memory_format=torch.channels_last))[0]
-            return logits.permute(1, 2, 0).softmax(-1).numpy()
+            return self._logits(frame)[0].permute(1, 2, 0).softmax(-1).numpy()
+
+    def hero_probability(self, frame: np.ndarray) -> np.ndarray:
+        """(S, S, 3) uint8 -> (S, S) float32, the hero's softmax probability."""
+        if isinstance(self.model, OnnxModel):
+            return self.model.hero(frame[None])[0]
+        with torch.inference_mode():
+            return hero_probability(self._logits(frame))[0].numpy()
 
     def __call__(self, frame: np.ndarray | bytes):
         """Returns (hero mask (S, S) bool, centroid (row, col) in pixels of the S x S mask or
@@ -117,7 +161,7 @@ class HeroSegmenter:
             frame = decode_jpeg(bytes(frame), self.size)
         else:
             frame = resize_image(frame, self.size)
-        hero = self.probabilities(frame)[..., 2] > 0.5
+        hero = self.hero_probability(frame) > 0.5
         return hero, hero_centroid(hero)
 
 
@@ -149,10 +193,10 @@ def load_segmenter(path: str | Path | None = None, threads: int | None = None,
 def cached_onnx(checkpoint: Path) -> Path:
     """The ONNX export of a checkpoint, made once and kept in the cache."""
     from followme.data.cache import default_cache_dir
-    from followme.export import export_onnx
+    from followme.export import EXPORT_VERSION, export_onnx
 
     key = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:20]
-    out = default_cache_dir() / "onnx" / f"{key}-torch{torch.__version__}.onnx"
+    out = default_cache_dir() / "onnx" / f"{key}-v{EXPORT_VERSION}-torch{torch.__version__}.onnx"
     if not out.exists():
         export_onnx(checkpoint, out)
     return out

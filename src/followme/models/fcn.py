@@ -76,7 +76,7 @@ class Decoder(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         return self.convs(torch.cat([x, skip], dim=1))
 
 
