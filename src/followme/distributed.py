@@ -44,8 +44,12 @@ def start(device: torch.device) -> Process:
     return Process(dist.get_rank(), dist.get_world_size(), device)
 
 
-def stop(process: Process) -> None:
+def stop(process: Process, wait: bool = True) -> None:
+    """Leave the process group; ``wait``: first for every process to get here, so that none
+    tears its connections down (and aborts) while rank 0 still writes a checkpoint."""
     if process.world > 1 or dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

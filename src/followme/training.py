@@ -293,6 +293,7 @@ def train(cfg: TrainConfig) -> dict:
     seen_batches = 0
     row: dict = state["history"][-1] if state["history"] else {}
     ctrl_c = CtrlC()
+    finished = False  # every process reached the end together (not an error, not Ctrl-C)
     try:
         while state["total_epochs"] is None or state["epoch"] < state["total_epochs"]:
             epoch = state["epoch"]
@@ -358,9 +359,11 @@ def train(cfg: TrainConfig) -> dict:
                 log.info("epoch %d: %s", epoch + 1,
                          " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                   for k, v in row.items()))
+        finished = True
     except StopIteration:
         if main:
             checkpoint(out / "last.pt")
+        finished = True
     except KeyboardInterrupt:
         if main:
             checkpoint(out / "last.pt")
@@ -368,5 +371,5 @@ def train(cfg: TrainConfig) -> dict:
                         out / "last.pt", state["epoch"] + 1, state["batch"])
     finally:
         ctrl_c.restore()
-        distributed.stop(proc)
+        distributed.stop(proc, wait=finished)
     return row
