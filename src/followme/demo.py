@@ -1,4 +1,4 @@
-"""``followme demo``: the whole job on a fresh machine, on its CPU, in about ten minutes.
+"""``followme demo``: the whole job on a fresh machine, on its CPU, in about five minutes.
 
 1. record a small sim dataset (patrol and follow frames) and a held-out grading split (other
    worlds), with ``sim record``;
