@@ -64,3 +64,19 @@ def tiny_grading(tmp_path) -> Path:
 def needs_shared():
     return pytest.mark.skipif(not SHARED.is_dir(),
                               reason=f"the shared RoboND data is not at {SHARED}")
+
+
+@pytest.fixture
+def seed_checkpoint(tmp_path) -> Path:
+    """An untrained ``seed`` model at 32 px, saved as a checkpoint."""
+    import torch
+
+    from followme.checkpoint import NORMALIZATION, save_checkpoint
+    from followme.models import create_model, model_config
+
+    torch.manual_seed(0)
+    path = tmp_path / "seed.pt"
+    save_checkpoint(path, {"model_name": "seed", "model_config": model_config("seed").to_dict(),
+                           "image_size": 32, "normalization": NORMALIZATION,
+                           "model": create_model("seed").state_dict()})
+    return path

@@ -110,8 +110,9 @@ def tiny_model(size: int = 8, **conv) -> tuple[dict, dict]:
     rng = np.random.default_rng(0)
     config = model_config([
         input_layer("input_1", size, size),
-        keras_layer("Conv2D", "conv2d_1", ["input_1"], filters=3, kernel_size=[1, 1],
-                    strides=[1, 1], **{"padding": "same", "activation": "softmax", **conv}),
+        keras_layer("Conv2D", "conv2d_1", ["input_1"], **{
+            "filters": 3, "kernel_size": [1, 1], "strides": [1, 1], "padding": "same",
+            "activation": "softmax", **conv}),
     ], "conv2d_1")
     weights = {"conv2d_1": {"bias": rng.normal(size=3), "kernel": rng.normal(size=(1, 1, 3, 3))}}
     return config, weights
@@ -213,3 +214,193 @@ def test_reference_model_imports_and_evaluates(tmp_path):
     figures = evaluate(grade, tmp_path / "eval", model=out, progress=False)
     assert figures["subsets"]["following_images"]["n"] == 4
     assert figures["subsets"]["following_images"]["iou_hero"] > 0.5
+
+
+# --- hostile files: refused with one line naming the file, nothing written ----------------------
+
+def cli_refuses(capsys, tmp_path, *files) -> str:
+    """Run ``followme import-keras FILES --out m.pt``: exit 2, one error line, no checkpoint (nor
+    its temp file) left behind; returns the error line."""
+    out = tmp_path / "m.pt"
+    assert main(["import-keras", *map(str, files), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("followme: error: ") and err.count("\n") == 1, err
+    assert not out.exists() and not list(tmp_path.glob(".m.pt.tmp*"))
+    return err
+
+
+def craft_weights(tmp_path, make_kernel, config=None, weights=None):
+    """The tiny model's two files, with conv2d_1's kernel replaced by ``make_kernel(f, name)``
+    (f: the weights file open for writing, name: the kernel's HDF5 path)."""
+    import h5py
+
+    if config is None:
+        config, weights = tiny_model()
+    save_network(config, weights, tmp_path / "config.json", tmp_path / "weights.h5")
+    name = "conv2d_1/conv2d_1/kernel:0"
+    with h5py.File(tmp_path / "weights.h5", "a") as f:
+        del f[name]
+        make_kernel(f, name)
+    return tmp_path / "config.json", tmp_path / "weights.h5"
+
+
+def _external_storage(f, name):
+    secret = f.filename.replace("weights.h5", "secret")
+    with open(secret, "wb") as s:
+        s.write(np.arange(9, dtype=np.float32).tobytes())
+    f.create_dataset(name, (1, 1, 3, 3), np.float32, external=[(secret, 0, 36)])
+
+
+def _external_link(f, name):
+    import h5py
+
+    other = f.filename.replace("weights.h5", "other.h5")
+    with h5py.File(other, "w") as o:
+        o["kernel"] = np.ones((1, 1, 3, 3), np.float32)
+    f[name] = h5py.ExternalLink(other, "/kernel")
+
+
+def _soft_link(f, name):
+    import h5py
+
+    f["elsewhere/kernel"] = np.ones((1, 1, 3, 3), np.float32)
+    f[name] = h5py.SoftLink("/elsewhere/kernel")
+
+
+def _virtual(f, name):
+    import h5py
+
+    other = f.filename.replace("weights.h5", "other.h5")
+    with h5py.File(other, "w") as o:
+        o["kernel"] = np.ones((1, 1, 3, 3), np.float32)
+    layout = h5py.VirtualLayout((1, 1, 3, 3), np.float32)
+    layout[...] = h5py.VirtualSource(other, "kernel", (1, 1, 3, 3))
+    f.create_virtual_dataset(name, layout)
+
+
+@pytest.mark.parametrize("make_kernel, what", [
+    (_external_storage, "external storage"), (_external_link, "external link"),
+    (_soft_link, "soft link"), (_virtual, "virtual dataset")])
+def test_hdf5_data_from_outside_the_file_is_refused(tmp_path, capsys, make_kernel, what):
+    config, weights = craft_weights(tmp_path, make_kernel)
+    err = cli_refuses(capsys, tmp_path, config, weights)
+    assert str(weights) in err and what in err and "conv2d_1/kernel:0" in err
+
+
+def test_a_huge_input_is_refused_before_building(tmp_path, capsys):
+    config, weights = tiny_model(size=3000)
+    save_network(config, weights, tmp_path / "config.json", tmp_path / "weights.h5")
+    err = cli_refuses(capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+    assert str(tmp_path / "config.json") in err and "3000x3000" in err and "1024" in err
+    config, weights = tiny_model(size=None)
+    save_model(config, weights, tmp_path / "model.h5")
+    err = cli_refuses(capsys, tmp_path, tmp_path / "model.h5", "--image-size", "5000")
+    assert "1024" in err
+
+
+@pytest.mark.parametrize("option, value", [
+    ("filters", -3), ("filters", 0), ("filters", 10**12), ("filters", "3"), ("filters", True),
+    ("kernel_size", [99, 99]), ("kernel_size", [1, -1]), ("strides", [10**9, 1]),
+    ("dilation_rate", 10**6)])
+def test_bad_or_huge_layer_sizes_are_refused(tmp_path, capsys, option, value):
+    config, weights = tiny_model(**{option: value})
+    save_network(config, weights, tmp_path / "config.json", tmp_path / "weights.h5")
+    err = cli_refuses(capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+    assert str(tmp_path / "config.json") in err and "'conv2d_1'" in err
+    assert f"{option}={value!r}" in err
+
+
+def test_bad_depth_multiplier_and_upsampling_are_refused(tmp_path, capsys):
+    layers = [input_layer("input_1", 8, 8),
+              keras_layer("SeparableConv2D", "sep", ["input_1"], filters=3, kernel_size=1,
+                          depth_multiplier=10**6, padding="same")]
+    save_network(model_config(layers, "sep"), {}, tmp_path / "config.json",
+                 tmp_path / "weights.h5")
+    assert "depth_multiplier=1000000" in cli_refuses(
+        capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+    layers[1] = keras_layer("UpSampling2D", "sep", ["input_1"], size=[10**5, 10**5])
+    save_network(model_config(layers, "sep"), {}, tmp_path / "config.json",
+                 tmp_path / "weights.h5")
+    assert "size=[100000, 100000]" in cli_refuses(
+        capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+
+
+def test_too_many_parameters_are_refused_before_allocating(tmp_path, capsys):
+    # three layers of at most 67 M parameters each: 134 M in all
+    layers = [input_layer("input_1", 4, 4)]
+    for i, (filters, kernel) in enumerate(((4096, 1), (4096, 2), (4096, 2), (3, 1))):
+        layers.append(keras_layer("Conv2D", f"c{i}", [layers[-1]["name"]], filters=filters,
+                                  kernel_size=kernel, padding="same"))
+    save_network(model_config(layers, "c3"), {}, tmp_path / "config.json",
+                 tmp_path / "weights.h5")
+    err = cli_refuses(capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+    assert str(tmp_path / "config.json") in err and "parameters" in err and "'c2'" in err
+
+
+def chain(n: int) -> dict:
+    layers = [input_layer("input_1", 4, 4)]
+    for i in range(n - 2):
+        layers.append(keras_layer("Activation", f"a{i}", [layers[-1]["name"]],
+                                  activation="linear"))
+    layers.append(keras_layer("Conv2D", "out", [layers[-1]["name"]], filters=3, kernel_size=1))
+    return model_config(layers, "out")
+
+
+def test_layer_count_is_bounded_and_a_long_chain_is_no_recursion(tmp_path, capsys):
+    weights = {"out": {"kernel": np.ones((1, 1, 3, 3)), "bias": np.zeros(3)}}
+    save_network(chain(1001), weights, tmp_path / "config.json", tmp_path / "weights.h5")
+    err = cli_refuses(capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+    assert "1001 layers" in err and "1000" in err
+    save_network(chain(1000), weights, tmp_path / "config.json", tmp_path / "weights.h5")
+    out = import_keras(tmp_path / "config.json", tmp_path / "weights.h5", tmp_path / "m.pt")
+    assert len(load_checkpoint(out).model.steps) == 999
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_deeply_nested_config_is_refused(tmp_path, capsys, depth):
+    import json
+
+    config, weights = tiny_model()
+    config["config"]["layers"][1]["config"]["junk"] = "JUNK"
+    text = json.dumps(config).replace('"JUNK"', "[" * depth + "]" * depth)
+    (tmp_path / "config.json").write_text(text)
+    save_network(config, weights, tmp_path / "unused", tmp_path / "weights.h5")
+    err = cli_refuses(capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+    assert str(tmp_path / "config.json") in err and "nested" in err
+
+
+def test_a_huge_declared_dataset_shape_is_refused_unread(tmp_path, capsys):
+    config, weights = craft_weights(tmp_path, lambda f, name: f.create_dataset(
+        name, (100_000, 100_000, 3, 3), np.float32, chunks=(1, 1, 3, 3)))
+    assert weights.stat().st_size < 100_000
+    err = cli_refuses(capsys, tmp_path, config, weights)
+    assert str(weights) in err and "(100000, 100000, 3, 3)" in err
+    from followme.keras_import import read_keras_weights
+
+    with pytest.raises(KerasImportError, match="100000"):
+        read_keras_weights(weights)
+    # the right shape, but in one 36 MB chunk that reading would decompress
+    config, weights = craft_weights(tmp_path, lambda f, name: f.create_dataset(
+        name, data=np.ones((1, 1, 3, 3), np.float32), maxshape=(None, None, 3, 3),
+        chunks=(1000, 1000, 3, 3), compression="gzip"))
+    assert weights.stat().st_size < 1_000_000
+    err = cli_refuses(capsys, tmp_path, config, weights)
+    assert str(weights) in err and "chunks of (1000, 1000, 3, 3)" in err
+
+
+def test_truncated_or_wrong_weights_files_are_one_line_errors(tmp_path, capsys):
+    config, weights = tiny_model()
+    save_network(config, weights, tmp_path / "config.json", tmp_path / "weights.h5")
+    data = (tmp_path / "weights.h5").read_bytes()
+    (tmp_path / "weights.h5").write_bytes(data[:len(data) // 2])
+    err = cli_refuses(capsys, tmp_path, tmp_path / "config.json", tmp_path / "weights.h5")
+    assert str(tmp_path / "weights.h5") in err
+    save_model(config, weights, tmp_path / "model.h5")
+    data = (tmp_path / "model.h5").read_bytes()
+    (tmp_path / "model.h5").write_bytes(data[:len(data) // 2])
+    assert str(tmp_path / "model.h5") in cli_refuses(capsys, tmp_path, tmp_path / "model.h5")
+    # a weight array of strings
+    config, weights = craft_weights(tmp_path, lambda f, name: f.create_dataset(
+        name, data=np.full((1, 1, 3, 3), b"x")))
+    err = cli_refuses(capsys, tmp_path, config, weights)
+    assert str(weights) in err and "conv2d_1/kernel:0" in err

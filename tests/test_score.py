@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from followme.data.resize import resize_truth
+from followme.data.robond import DataError
 from followme.evaluation.score import (
     SubsetScore,
     final_score,
@@ -131,5 +132,5 @@ def test_score_folder_pairs_predictions_by_name(tmp_path):
     assert (s.n, s.tp, s.fp, s.fn) == (2, 1, 0, 0)
     assert s.iou_hero == pytest.approx(0.5)
     (preds / "1_run1cam1_00010_prediction.png").unlink()
-    with pytest.raises(FileNotFoundError, match="1_run1_mask_00010.png"):
+    with pytest.raises(DataError, match="1_run1_mask_00010.png: mask without a prediction"):
         score_folder(masks, preds)

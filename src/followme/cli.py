@@ -51,7 +51,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from followme.training import TrainConfig, train
 
     cfg = TrainConfig(
-        train=a.train, val=a.val, model=a.model, out=a.out, epochs=a.epochs, minutes=a.minutes,
+        train=a.train, val=a.val, model=a.model, out=a.out, minutes=a.minutes,
+        epochs=30 if a.epochs is None else a.epochs, epochs_given=a.epochs is not None,
         batch_size=a.batch_size, lr=a.lr, image_size=a.image_size, seed=a.seed,
         threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume, init=a.init,
         max_batches=a.max_batches, val_every=a.val_every, dice_weight=a.dice_weight,
@@ -60,7 +61,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     )
     row = train(cfg)
     print(json.dumps(row))
-    return 0
+    return 130 if row.get("interrupted") else 0
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
@@ -75,7 +76,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from followme.evaluation.evaluate import evaluate, find_grade_dir, score_markdown
 
-    figures = evaluate(find_grade_dir(a.grade_dir), a.out, model=a.model, pred_dir=a.pred_dir)
+    figures = evaluate(find_grade_dir(a.grade_dir), a.out, model=a.model, pred_dir=a.pred_dir,
+                       skip_bad=a.skip_bad, run_name=a.run_name)
     print(score_markdown(figures))
     print(f"wrote {a.out}/score.json, {a.out}/score.md and {a.out}/<subset>_samples.png")
     return 0
@@ -156,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RoboND folder(s); several train as one set (e.g. real and sim data)")
     c.add_argument("--val", metavar="DIR", help="RoboND or grading folder, scored each epoch")
     c.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS))
-    c.add_argument("--epochs", type=int, default=30)
+    c.add_argument("--epochs", type=int, help="default 30; a resumed run keeps its own")
     c.add_argument("--minutes", type=float, help="train this long instead of --epochs")
     c.add_argument("--batch-size", type=int, default=32)
     c.add_argument("--lr", type=float, default=3e-3)
@@ -190,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: data/robond/validation_grade, then "
                         "../shared/data/robond/validation_grade")
     c.add_argument("--out", default="runs/evaluate", metavar="OUT")
-    c.add_argument("--pred-dir", metavar="DIR", help="score existing predictions DIR/<subset>/")
+    c.add_argument("--pred-dir", metavar="DIR",
+                   help="score existing predictions: DIR/<subset>/ or the course's "
+                        "DIR/<subset>_<run_name>/")
+    c.add_argument("--run-name", help="with --pred-dir: which run's <subset>_<run_name>/")
+    c.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable or unpaired files instead of failing")
     c.set_defaults(func=cmd_evaluate)
 
     c = verbs.add_parser("export", help="a checkpoint as an ONNX file for ONNX Runtime")
@@ -257,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+    except (DataError, OSError, ValueError, KeyError) as e:
         print(f"followme: error: {e}", file=sys.stderr)
         return 2
 

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from followme.checkpoint import LoadedModel
 from followme.data.resize import resize_image
-from followme.data.robond import IMAGE_SUFFIXES, read_image
+from followme.data.robond import IMAGE_SUFFIXES, DataError, read_image
 from followme.inference import predict_probabilities
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,24 @@ def overlay(image: np.ndarray, prediction: np.ndarray, strength: float = 0.6) ->
 
 def predict_folder(loaded: LoadedModel, images: str | Path, out: str | Path,
                    overlays: bool = False, batch_size: int = 32, progress: bool = True,
-                   device: str = "cpu") -> list[Path]:
-    """Write ``<stem>_prediction.png`` (and ``<stem>_overlay.png``) for every image in ``images``.
-    An unreadable image is named in a warning and skipped."""
-    files = image_files(images)
+                   device: str = "cpu", files: list[Path] | None = None,
+                   skip_bad: bool = True) -> list[Path]:
+    """Write ``<stem>_prediction.png`` (and ``<stem>_overlay.png``) for every image in ``images``
+    (or for ``files`` only). An unreadable image is named in a warning and skipped (refused at
+    the end, after the others, unless ``skip_bad``). Two images
+    that would write one prediction (``X.jpeg`` and ``X.png``) are refused."""
+    files = image_files(images) if files is None else files
+    stems: dict[str, list[Path]] = {}
+    for f in files:
+        stems.setdefault(f.stem.lower(), []).append(f)
+    clashes = [g for g in stems.values() if len(g) > 1]
+    if clashes:
+        raise DataError([f"{', '.join(map(str, g))}: would write one {g[0].stem}_prediction.png"
+                         for g in clashes])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     size = loaded.image_size
-    written = []
+    written, bad = [], []
     model = loaded.model.to(device)
     bar = tqdm(total=len(files), desc=f"predict {Path(images).name}", unit="img",
                disable=not progress)
@@ -61,7 +71,9 @@ def predict_folder(loaded: LoadedModel, images: str | Path, out: str | Path,
                 frames.append(resize_image(read_image(f), size))
                 chunk.append(f)
             except ValueError as e:
-                log.warning("skipped: %s", e)
+                bad.append(str(e))
+                if skip_bad:
+                    log.warning("skipped: %s", e)
         if frames:
             probs = predict_probabilities(model, np.stack(frames), batch_size,
                                           loaded.normalization, device)
@@ -73,6 +85,8 @@ def predict_folder(loaded: LoadedModel, images: str | Path, out: str | Path,
                     Image.fromarray(overlay(frame, p)).save(out / f"{f.stem}_overlay.png")
         bar.update(len(files[start:start + batch_size]))
     bar.close()
+    if bad and not skip_bad:
+        raise DataError(bad)
     skipped = len(files) - len(written)
     if skipped:
         log.warning("%s: skipped %d unreadable image(s)", images, skipped)

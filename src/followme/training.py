@@ -7,6 +7,7 @@ so a run stopped at any batch and resumed repeats the uninterrupted run exactly.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from followme import distributed
+from followme.atomic import write_text_atomic
 from followme.checkpoint import NORMALIZATION, read_checkpoint, save_checkpoint
 from followme.data.augment import AugmentConfig, HeroBank, augment
 from followme.data.cache import load_folders
@@ -41,6 +43,7 @@ class TrainConfig:
     model: str = DEFAULT_MODEL
     out: str = "runs/default"
     epochs: int = 30
+    epochs_given: bool = True  # --epochs was set by the user (else a resumed run keeps its own)
     minutes: float | None = None  # train for this long: the epoch count is set after epoch 1
     batch_size: int = 32
     lr: float = 3e-3
@@ -61,7 +64,62 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
+    def check(self) -> None:
+        """Refuse settings that cannot train, naming the flag."""
+        from followme.models import MODELS
+
+        if self.model not in MODELS:
+            raise ValueError(f"--model {self.model}: unknown; choose one of: "
+                             f"{', '.join(sorted(MODELS))}")
+        stride = 2 ** len(MODELS[self.model].encoder)
+        for flag, value, ok, what in (
+                ("--epochs", self.epochs, self.minutes is not None or self.epochs >= 1,
+                 "at least 1"),
+                ("--minutes", self.minutes, self.minutes is None or self.minutes > 0,
+                 "more than 0"),
+                ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
+                ("--lr", self.lr, self.lr > 0 and math.isfinite(self.lr), "more than 0"),
+                ("--val-every", self.val_every, self.val_every >= 1, "at least 1"),
+                ("--threads", self.threads, self.threads is None or self.threads >= 1,
+                 "at least 1"),
+                ("--image-size", self.image_size,
+                 32 <= self.image_size <= 1024 and self.image_size % stride == 0,
+                 f"a multiple of {stride} from 32 to 1024 for {self.model}"),
+                ("--dice-weight", self.dice_weight, self.dice_weight >= 0, "0 or more"),
+                ("--far-hero-weight", self.far_hero_weight, self.far_hero_weight >= 0,
+                 "0 or more")):
+            if not ok:
+                raise ValueError(f"{flag} {value}: must be {what}")
+
+
 # ---------------------------------------------------------------------------------- helpers
+def check_output_folder(out: Path, resume: bool) -> None:
+    """A folder that holds a run is continued with --resume, never replaced."""
+    held = [f for f in ("last.pt", "best.pt", "log.csv", "history.json") if (out / f).exists()]
+    if held and not resume:
+        raise FileExistsError(f"--out {out} holds a training run ({', '.join(held)}): continue "
+                              "it with --resume, or choose another --out")
+    if held and resume and not (out / "last.pt").exists():
+        raise FileExistsError(f"--resume {out}: no last.pt to continue from, but it holds "
+                              f"{', '.join(held)}: choose another --out")
+
+
+def check_resumable(path: Path, ckpt: dict, cfg: TrainConfig) -> None:
+    """--resume continues the run as it was started: same model, image size and batch size, and
+    the same length unless none is given."""
+    cfg_run = ckpt.get("train_config", {})
+    same = {"--model": (ckpt.get("model_name"), cfg.model),
+            "--image-size": (ckpt.get("image_size"), cfg.image_size),
+            "--batch-size": (cfg_run.get("batch_size"), cfg.batch_size)}
+    for flag, (was, now) in same.items():
+        if was != now:
+            raise ValueError(f"--resume {path}: that run has {flag} {was}, not {now}; resume it "
+                             f"with {flag} {was}")
+    if ckpt.get("model_config") != model_config(cfg.model).to_dict():
+        raise ValueError(f"--resume {path}: its {cfg.model} configuration differs from this "
+                         "version's registry")
+
+
 def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
     """The weights of checkpoint ``cfg.init``, refused unless it is ``cfg.model`` at
     ``cfg.image_size`` with the registry's configuration and the usual normalisation."""
@@ -142,11 +200,12 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
 
 
 def write_log(out: Path, history: list[dict]) -> None:
-    with open(out / "log.csv.tmp", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for h in history for k in h)))
-        w.writeheader()
-        w.writerows(history)
-    os.replace(out / "log.csv.tmp", out / "log.csv")
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for h in history for k in h)))
+    w.writeheader()
+    w.writerows(history)
+    write_text_atomic(out / "log.csv", text.getvalue())
+    write_text_atomic(out / "history.json", json.dumps(history, indent=1))
     plot_history(history, out / "loss.png")
 
 
@@ -208,12 +267,14 @@ class CtrlC:
 
     def __init__(self):
         self.stop = False
+        self.aborted = False
         self.previous = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handler)
 
     def _handler(self, signum, frame):
         if self.stop:
+            self.aborted = True
             raise KeyboardInterrupt
         self.stop = True
         log.warning("Ctrl-C: stopping after this batch (again to abort)")
@@ -225,8 +286,8 @@ class CtrlC:
 
 # ---------------------------------------------------------------------------------- training
 def train(cfg: TrainConfig) -> dict:
-    """Train a model; returns the last epoch's log row. Writes ``out/last.pt``, ``out/best.pt``,
-    ``out/log.csv`` and ``out/loss.png``."""
+    """Train a model; returns the last epoch's log row, with ``interrupted`` set after Ctrl-C.
+    Writes ``out/last.pt``, ``out/best.pt``, ``out/log.csv`` and ``out/loss.png``."""
     proc = distributed.start(pick_device(cfg.device))
     rank, world, main, device = proc.rank, proc.world, proc.main, proc.device
     if cfg.threads:
@@ -235,13 +296,28 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     if cfg.batch_size % world:
         raise ValueError(f"--batch-size {cfg.batch_size} must divide over {world} processes")
+    cfg.check()
     out = Path(cfg.out)
+    check_output_folder(out, cfg.resume)
     if main:
         out.mkdir(parents=True, exist_ok=True)
 
-    # a wrong --init is refused before the data is loaded
+    # a wrong --init or --resume is refused before the data is loaded
     resuming = cfg.resume and (out / "last.pt").exists()
     init_weights = initial_weights(cfg) if cfg.init and not resuming else None
+    resumed = None
+    if resuming:
+        resumed = read_checkpoint(out / "last.pt")
+        check_resumable(out / "last.pt", resumed, cfg)
+        total = resumed["train_state"]["total_epochs"]
+        if cfg.epochs_given and total is not None and cfg.epochs != total:
+            done = resumed["train_state"]["epoch"]
+            raise ValueError(
+                f"--resume {out}: that run was planned for {total} epochs (its learning-rate "
+                f"schedule too), not --epochs {cfg.epochs}; to train on from it, start a new run "
+                f"with --init {out / 'last.pt'} --out NEW" if done >= total else
+                f"--resume {out}: that run was planned for {total} epochs, not --epochs "
+                f"{cfg.epochs}; resume it without --epochs")
 
     # ---- data: decoded once into uint8 arrays, held whole in memory (or on the GPU)
     train_arrays = load_folders(cfg.train, cfg.image_size, skip_bad=cfg.skip_bad, progress=main)
@@ -265,17 +341,20 @@ def train(cfg: TrainConfig) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
     state = {"epoch": 0, "batch": 0, "total_epochs": cfg.epochs if not cfg.minutes else None,
-             "best_score": -1.0, "history": [], "train_seconds": 0.0}
+             "best_score": None, "history": [], "train_seconds": 0.0}
     if init_weights is not None:
         model.load_state_dict(init_weights)
         log.info("starting from the weights of %s", cfg.init)
-    if resuming:
-        ckpt = read_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        state = ckpt["train_state"]
-        log.info("resumed from %s at epoch %d batch %d", out / "last.pt", state["epoch"],
-                 state["batch"])
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        state = resumed["train_state"]
+        if state["total_epochs"] is not None and state["epoch"] >= state["total_epochs"]:
+            log.info("%s: this run is finished (%d of %d epochs); nothing to resume",
+                     out, state["epoch"], state["total_epochs"])
+        else:
+            log.info("resumed from %s at epoch %d batch %d", out / "last.pt",
+                     state["epoch"] + 1, state["batch"])
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     def checkpoint(path: Path, with_optimizer: bool = True) -> None:
@@ -340,7 +419,9 @@ def train(cfg: TrainConfig) -> dict:
                 row.update(validate(model, grading, device, 64, cfg.dice_weight))
                 row["val_seconds"] = round(time.perf_counter() - t1, 2)
             if state["total_epochs"] is None:  # --minutes: fix the length after epoch 1
-                per_epoch = epoch_seconds + row.get("val_seconds", 0) / cfg.val_every
+                # from the time per batch: a resumed epoch 1 timed only part of its batches
+                per_epoch = epoch_seconds / count * n_batches + \
+                    row.get("val_seconds", 0) / cfg.val_every
                 state["total_epochs"] = max(2, int(cfg.minutes * 60 / per_epoch))
                 if world > 1:  # every process must agree on the length
                     state["total_epochs"] = distributed.broadcast_int(state["total_epochs"])
@@ -350,12 +431,12 @@ def train(cfg: TrainConfig) -> dict:
             state["history"].append(row)
             if main:
                 score = row.get("val_final_score", -row["train_loss"])
-                if ("val_final_score" in row or grading is None) and score > state["best_score"]:
+                if ("val_final_score" in row or grading is None) and (
+                        state["best_score"] is None or score > state["best_score"]):
                     state["best_score"] = score
                     checkpoint(out / "best.pt", with_optimizer=False)
                 checkpoint(out / "last.pt")
                 write_log(out, state["history"])
-                (out / "history.json").write_text(json.dumps(state["history"], indent=1))
                 log.info("epoch %d: %s", epoch + 1,
                          " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                   for k, v in row.items()))
@@ -365,7 +446,11 @@ def train(cfg: TrainConfig) -> dict:
             checkpoint(out / "last.pt")
         finished = True
     except KeyboardInterrupt:
-        if main:
+        row = {**row, "interrupted": True}
+        if main and ctrl_c.aborted:  # mid-batch: weights and BatchNorm statistics half-updated
+            log.warning("aborted: %s was not rewritten; it holds the last finished epoch",
+                        out / "last.pt")
+        elif main:
             checkpoint(out / "last.pt")
             log.warning("interrupted: saved %s at epoch %d batch %d; continue with --resume",
                         out / "last.pt", state["epoch"] + 1, state["batch"])

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from followme.atomic import write_atomic, write_text_atomic
 from followme.data.resize import labels_at_size, resize_image
 from followme.data.robond import DataError, Pair, find_pairs, read_pair
 
@@ -80,13 +81,14 @@ def load_arrays(
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     stem = cache / f"robond-{_key(pairs, image_size)}"
     meta_path = stem.with_suffix(".json")
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+    cached = _open_cached(stem, meta_path, image_size)
+    if cached is not None:
+        arrays, meta = cached
         problems += meta["problems"]
         if problems and not skip_bad:
             raise DataError(problems)
         _warn_skipped(root, problems, len(meta["names"]))
-        return _open(stem, meta)
+        return arrays
 
     n, s = len(pairs), image_size
     images = np.zeros((n, s, s, 3), np.uint8)
@@ -116,15 +118,16 @@ def load_arrays(
         "native_size": list(native),
         "problems": bad,
     }
-    cache.mkdir(parents=True, exist_ok=True)
-    for name, arr in (("images", images[keep]), ("labels", labels[keep]), ("counts", counts[keep])):
-        tmp = Path(f"{stem}.{name}.{os.getpid()}.tmp.npy")
-        with open(tmp, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        os.replace(tmp, f"{stem}.{name}.npy")
-    tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, meta_path)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for name, arr in (("images", images[keep]), ("labels", labels[keep]),
+                          ("counts", counts[keep])):
+            write_atomic(Path(f"{stem}.{name}.npy"),
+                         lambda f, a=arr: np.save(f, a, allow_pickle=False))
+        write_text_atomic(meta_path, json.dumps(meta))
+    except OSError as e:
+        raise OSError(f"could not write the data cache ({e}): free some space, or point "
+                      "$FOLLOWME_CACHE at another disk") from e
     _warn_skipped(root, problems, len(keep))
     return _open(stem, meta)
 
@@ -135,6 +138,24 @@ def _open(stem: Path, meta: dict) -> RoboNDArrays:
 
     return RoboNDArrays(meta["names"], mm("images"), mm("labels"), np.asarray(mm("counts")),
                         tuple(meta["native_size"]))
+
+
+def _open_cached(stem: Path, meta_path: Path, size: int) -> tuple[RoboNDArrays, dict] | None:
+    """The cache at ``stem``, or None when there is none or it is damaged (then it is rebuilt,
+    with a warning naming it)."""
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        arrays = _open(stem, meta)
+        n = len(meta["names"])
+        if (arrays.images.shape != (n, size, size, 3) or arrays.labels.shape != (n, size, size)
+                or arrays.class_pixels.shape != (n, 3) or not isinstance(meta["problems"], list)):
+            raise ValueError("its arrays do not match its file list")
+        return arrays, meta
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        log.warning("the data cache %s.* is damaged (%s): rebuilding it", stem, e)
+        return None
 
 
 def _warn_skipped(root, problems: list[str], kept: int) -> None:

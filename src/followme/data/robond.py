@@ -4,6 +4,8 @@ A mask is a 256x256 RGB PNG, one-hot in the channels: red = background, green = 
 blue = the hero. Image ``0_run6_cam1_00000_data_pack2.jpeg`` pairs with mask
 ``0_run6_mask_00000_data_pack2.png``, and ``10_run4cam1_00000.jpeg`` with
 ``10_run4_mask_00000.png``: drop ``cam1`` / ``mask`` and the separators around them.
+The course's evaluation set names them another way, image ``0_run1cam1_00005.jpeg`` and mask
+``0__mask_00005.png``: there, the fold and the frame number pair them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from PIL import Image, UnidentifiedImageError
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 CLASS_NAMES = ("background", "people", "hero")
 NUM_CLASSES = 3
+MAX_IMAGE_PIXELS = 4096 * 4096
 _TAG = re.compile(r"_?(cam1|mask)_?")
+_FOLD_FRAME = re.compile(r"^(\d+)_.*?(?:cam1|mask)_(\d+)")
 
 
 class DataError(ValueError):
@@ -50,8 +54,71 @@ def pair_key(stem: str) -> str:
     return _TAG.sub("_", stem, count=1)
 
 
-def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+def fold_frame(stem: str) -> tuple[str, str] | None:
+    """(fold, frame number) of a course file name, or None: ``0_run1cam1_00005`` and
+    ``0__mask_00005`` (the course's evaluation set) both give ("0", "00005")."""
+    m = _FOLD_FRAME.match(stem)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _files(folder: Path, suffixes: tuple[str, ...], problems: list[str]) -> list[Path]:
+    """Files of ``folder`` with these suffixes; a broken link is a problem, not a file."""
+    files = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in suffixes:
+            continue
+        if not p.is_file():
+            problems.append(f"{p}: not a readable file (a broken link or a folder)")
+            continue
+        files.append(p)
+    return files
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def pair_files(left: list[Path], right: list[Path], left_what: str = "image",
+               right_what: str = "mask") -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Pair two lists of files by name. Returns (pairs sorted by the left name, problems).
+
+    Names pair exactly by ``pair_key``. What is left pairs on (fold, frame number), as the
+    course's evaluation set names its files; where several files share a (fold, frame), they
+    pair in sorted order, and only when both sides have as many. Two files of one side with the
+    same key (``X.jpeg`` and ``X.png``) are a problem: neither is used.
+    """
+    problems: list[str] = []
+
+    def by_key(files: list[Path]) -> dict[str, Path]:
+        groups: dict[str, list[Path]] = {}
+        for f in files:
+            groups.setdefault(pair_key(f.stem).lower(), []).append(f)
+        for group in groups.values():
+            if len(group) > 1:
+                problems.append(f"{', '.join(map(str, group))}: {len(group)} files with one "
+                                "name (they would pair with the same file): rename or remove "
+                                "all but one")
+        return {k: g[0] for k, g in groups.items() if len(g) == 1}
+
+    lefts, rights = by_key(left), by_key(right)
+    pairs = [(lefts[k], rights[k]) for k in lefts.keys() & rights.keys()]
+    rest_left = sorted(lefts[k] for k in lefts.keys() - rights.keys())
+    rest_right = sorted(rights[k] for k in rights.keys() - lefts.keys())
+
+    groups: dict[tuple[str, str] | None, tuple[list[Path], list[Path]]] = {}
+    for side, files in ((0, rest_left), (1, rest_right)):
+        for f in files:
+            groups.setdefault(fold_frame(f.stem), ([], []))[side].append(f)
+    unpaired_left, unpaired_right = [], []
+    for ff, (ls, rs) in groups.items():
+        if ff is not None and len(ls) == len(rs):
+            pairs += zip(ls, rs, strict=True)
+        else:
+            unpaired_left += ls
+            unpaired_right += rs
+    problems += [f"{f}: {left_what} without {_article(right_what)}" for f in sorted(unpaired_left)]
+    problems += [f"{f}: {right_what} without {_article(left_what)}" for f in sorted(unpaired_right)]
+    return sorted(pairs), problems
 
 
 def find_pairs(root: str | Path) -> tuple[list[Pair], list[str]]:
@@ -62,20 +129,24 @@ def find_pairs(root: str | Path) -> tuple[list[Pair], list[str]]:
         if not d.is_dir():
             raise FileNotFoundError(
                 f"{d} is not a folder: expected the RoboND layout images/ + masks/")
-    images = {pair_key(p.stem): p for p in _files(image_dir, IMAGE_SUFFIXES)}
-    masks = {pair_key(p.stem): p for p in _files(mask_dir, (".png",))}
-    problems = [f"{images[k]}: image without a mask" for k in sorted(images.keys() - masks.keys())]
-    problems += [f"{masks[k]}: mask without an image" for k in sorted(masks.keys() - images.keys())]
-    pairs = [Pair(images[k], masks[k]) for k in sorted(images.keys() & masks.keys())]
-    return pairs, problems
+    problems: list[str] = []
+    images = _files(image_dir, IMAGE_SUFFIXES, problems)
+    masks = _files(mask_dir, (".png",), problems)
+    pairs, pair_problems = pair_files(images, masks)
+    return [Pair(i, m) for i, m in pairs], problems + pair_problems
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB. Raises ValueError naming the file when it cannot be decoded."""
+def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB. Raises ValueError naming the file when it cannot be decoded, or
+    when it declares more than ``max_pixels`` pixels (checked before decoding)."""
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ValueError(f"{path}: {w}x{h} pixels, larger than any camera frame "
+                                 f"(at most {max_pixels:,} pixels): refused before decoding")
             return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: unreadable image ({e})") from e
 
 

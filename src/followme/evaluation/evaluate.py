@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from followme.atomic import write_text_atomic
 from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
-from followme.data.robond import pair_key, read_image
-from followme.evaluation.score import SUBSETS, final_score, score_folder
+from followme.data.robond import DataError, Pair, find_pairs, read_image
+from followme.evaluation.score import SUBSETS, SubsetScore, final_score, score_folder
 from followme.predict import predict_folder
 
 log = logging.getLogger(__name__)
@@ -31,37 +31,88 @@ def find_grade_dir(explicit: str | Path | None = None) -> Path:
         + ", ".join(str(c) for c in candidates))
 
 
+def find_prediction_dirs(pred_dir: str | Path, run_name: str | None = None) -> dict[str, Path]:
+    """Each subset's prediction folder: ``DIR/<subset>/`` as ``evaluate`` writes them, or the
+    course's ``DIR/<subset>_<run_name>/``."""
+    pred_dir = Path(pred_dir)
+    found = {}
+    for subset in SUBSETS:
+        if run_name:
+            candidates = [pred_dir / f"{subset}_{run_name}"]
+        else:
+            candidates = [pred_dir / subset] if (pred_dir / subset).is_dir() else sorted(
+                d for d in pred_dir.glob(f"{subset}_*") if d.is_dir())
+        candidates = [c for c in candidates if c.is_dir()]
+        if not candidates:
+            raise FileNotFoundError(f"{pred_dir}: no {subset}/ or {subset}_<run_name>/ folder "
+                                    "of predictions")
+        if len(candidates) > 1:
+            names = ", ".join(c.name[len(subset) + 1:] for c in candidates)
+            raise ValueError(f"{pred_dir}: predictions of several runs for {subset} ({names}): "
+                             "choose one with --run-name")
+        found[subset] = candidates[0]
+    return found
+
+
+def grading_pairs(grade_dir: Path, skip_bad: bool) -> dict[str, list[Pair]]:
+    """Each subset's image/mask pairs; bad or missing files are refused unless ``skip_bad``, and
+    a folder without any pair always is."""
+    pairs, problems = {}, []
+    for subset in SUBSETS:
+        pairs[subset], bad = find_pairs(grade_dir / subset)
+        problems += bad
+    if problems and not skip_bad:
+        raise DataError(problems)
+    for p in problems:
+        log.warning("skipped: %s", p)
+    empty = [s for s in SUBSETS if not pairs[s]]
+    if len(empty) == len(SUBSETS):
+        raise ValueError(f"{grade_dir}: no image/mask pairs to score in {', '.join(SUBSETS)}")
+    for s in empty:
+        log.warning("%s: no image/mask pairs; it scores as empty", grade_dir / s)
+    return pairs
+
+
 def evaluate(grade_dir: str | Path, out: str | Path, model: str | Path | None = None,
-             pred_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Score predictions of ``model`` (or existing ones in ``pred_dir/<subset>/``) on a grading
-    folder. Writes OUT/<subset>/*_prediction.png, OUT/score.json, OUT/score.md and
+             pred_dir: str | Path | None = None, progress: bool = True, skip_bad: bool = False,
+             run_name: str | None = None) -> dict:
+    """Score predictions of ``model`` (or existing ones in ``pred_dir``, see
+    ``find_prediction_dirs``) on a grading folder. Writes OUT/<subset>/*_prediction.png
+    (replacing the folder's earlier ones), OUT/score.json, OUT/score.md and
     OUT/<subset>_samples.png; returns the figures."""
     grade_dir, out = Path(grade_dir), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    pairs = grading_pairs(grade_dir, skip_bad)
     info: dict = {"grade_dir": str(grade_dir)}
+    masks = {s: [p.mask for p in pairs[s]] for s in SUBSETS}
     if pred_dir is None:
         loaded = load_checkpoint(model)
         info["model"] = str(model or SHIPPED_MODEL)
         info["model_name"] = loaded.name
+        pred_dirs = {s: out / s for s in SUBSETS}
         for subset in SUBSETS:
-            predict_folder(loaded, grade_dir / subset / "images", out / subset, progress=progress)
-        pred_root = out
+            stale = list(pred_dirs[subset].glob("*_prediction.png"))
+            for f in stale:
+                f.unlink()
+            if stale:
+                log.info("%s: replaced %d earlier predictions", pred_dirs[subset], len(stale))
+            written = predict_folder(loaded, grade_dir / subset / "images", pred_dirs[subset],
+                                     progress=progress, files=[p.image for p in pairs[subset]],
+                                     skip_bad=skip_bad)
+            done = {w.name for w in written}
+            masks[subset] = [p.mask for p in pairs[subset]
+                             if f"{p.image.stem}_prediction.png" in done]
     else:
-        pred_root = Path(pred_dir)
-        info["pred_dir"] = str(pred_root)
-    subsets = {s: score_folder(grade_dir / s / "masks", pred_root / s) for s in SUBSETS}
+        pred_dirs = find_prediction_dirs(pred_dir, run_name)
+        info["pred_dir"] = str(pred_dir)
+        info["pred_dirs"] = {s: str(d) for s, d in pred_dirs.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    subsets = {s: score_folder(grade_dir / s / "masks", pred_dirs[s], masks[s]) for s in SUBSETS}
     figures = {**final_score(subsets), **info}
-    _write_atomic(out / "score.json", json.dumps(figures, indent=2))
-    _write_atomic(out / "score.md", score_markdown(figures))
+    write_text_atomic(out / "score.json", json.dumps(figures, indent=2))
+    write_text_atomic(out / "score.md", score_markdown(figures))
     for s in SUBSETS:
-        side_by_side(grade_dir / s, pred_root / s, out / f"{s}_samples.png", subsets[s])
+        side_by_side(pairs[s], grade_dir / s, out / f"{s}_samples.png", subsets[s])
     return figures
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def score_markdown(f: dict) -> str:
@@ -75,10 +126,23 @@ def score_markdown(f: dict) -> str:
     lines += ["", f"weight = TP / (TP + FP + FN) = {f['tp']} / "
               f"({f['tp']} + {f['fp']} + {f['fn']}) = {f['weight']:.4f}",
               f"final_iou = {f['final_iou']:.4f}", f"**final_score = {f['final_score']:.4f}**", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + by_size_markdown(f))
 
 
-def side_by_side(subset_dir: Path, pred_dir: Path, path: Path, score, rows: int = 4) -> None:
+def by_size_markdown(f: dict) -> list[str]:
+    """The hero found (recall) and her IoU by size, per subset with the hero."""
+    lines = ["Images with the hero, by her size in pixels of the full-size mask (found: more "
+             "than 3 predicted hero pixels):", "",
+             "| subset | hero pixels | n | found | recall | IoU hero |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    rows = [f"| {name} | {size} | {b['n']} | {b['found']} | {b['recall']:.3f} | "
+            f"{b['iou_hero']:.4f} |"
+            for name, s in f["subsets"].items() for size, b in s.get("by_size", {}).items()]
+    return lines + rows + [""] if rows else []
+
+
+def side_by_side(pairs: list[Pair], subset_dir: Path, path: Path, score: SubsetScore,
+                 rows: int = 4) -> None:
     """image | truth | prediction for a few images: the best, the worst and two in between by
     hero IoU (evenly spread where the subset has no hero)."""
     import matplotlib
@@ -90,14 +154,13 @@ def side_by_side(subset_dir: Path, pred_dir: Path, path: Path, score, rows: int 
     if not ranked:
         return
     picks = [ranked[round(i * (len(ranked) - 1) / (rows - 1))] for i in range(rows)]
-    images = {pair_key(p.stem): p for p in (subset_dir / "images").iterdir()}
-    masks = {pair_key(p.stem): p for p in (subset_dir / "masks").iterdir()}
-    preds = {pair_key(p.stem): p for p in pred_dir.glob("*_prediction.png")}
+    image_of = {p.mask: p.image for p in pairs}
     fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
     for row, key in zip(axes, picks, strict=True):
-        pred = read_image(preds[key])
-        for ax, im, title in ((row[0], read_image(images[key]), key),
-                              (row[1], read_image(masks[key]), "truth"),
+        mask, pred_file = score.files[key]
+        pred = read_image(pred_file)
+        for ax, im, title in ((row[0], read_image(image_of[mask]), key),
+                              (row[1], read_image(mask), "truth"),
                               (row[2], pred, f"prediction, hero IoU "
                                              f"{score.per_image_hero_iou[key]:.2f}")):
             ax.imshow(np.asarray(im))

@@ -57,11 +57,14 @@ def load_grading_set(path: str | Path, image_size: int, **kw) -> GradingSet:
     return GradingSet(parts, names)
 
 
-def score_labels(predictions: np.ndarray, labels: np.ndarray, names: list[str]) -> SubsetScore:
-    """Score uint8 prediction arrays (N, S, S, 3) against class labels at the same size."""
+def score_labels(predictions: np.ndarray, labels: np.ndarray, names: list[str],
+                 hero_pixels: np.ndarray | None = None) -> SubsetScore:
+    """Score uint8 prediction arrays (N, S, S, 3) against class labels at the same size;
+    ``hero_pixels``: each hero's size in the full-size mask."""
     truth = labels[..., None] == np.arange(3)
-    return score_images({n: score_resized(t, p > 127)
-                         for n, t, p in zip(names, truth, predictions, strict=True)})
+    sizes = [None] * len(names) if hero_pixels is None else [int(h) for h in hero_pixels]
+    return score_images({n: score_resized(t, p > 127, h)
+                         for n, t, p, h in zip(names, truth, predictions, sizes, strict=True)})
 
 
 def grade(predict, grading: GradingSet) -> dict:
@@ -69,5 +72,6 @@ def grade(predict, grading: GradingSet) -> dict:
     compute the course figures."""
     subsets = {}
     for name, arr in zip(grading.subsets, grading.arrays, strict=True):
-        subsets[name] = score_labels(predict(arr.images), np.asarray(arr.labels), arr.names)
+        subsets[name] = score_labels(predict(arr.images), np.asarray(arr.labels), arr.names,
+                                     arr.hero_pixels)
     return final_score(subsets)

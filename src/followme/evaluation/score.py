@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from followme.data.resize import resize_truth
-from followme.data.robond import pair_key, read_image
+from followme.data.robond import DataError, pair_files, pair_key, read_image
 
 SUBSETS = ("following_images", "patrol_with_targ", "patrol_non_targ")
 IOU_SUBSETS = ("following_images", "patrol_with_targ")
 PRESENT_PIXELS = 3
+HERO_SIZE_BINS = ((4, 50), (51, 200), (201, 999), (1000, 10 ** 9))  # pixels at full size
 
 
 def image_iou(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -36,6 +37,7 @@ class ImageScore:
     iou: tuple[float, float, float]
     hero_true: bool
     hero_pred: bool
+    hero_pixels: int | None = None  # in the full-size truth mask, for the figures by hero size
 
 
 def score_image(truth_mask: np.ndarray, prediction: np.ndarray) -> ImageScore:
@@ -43,16 +45,32 @@ def score_image(truth_mask: np.ndarray, prediction: np.ndarray) -> ImageScore:
     prediction: (h, w, 3) uint8 probabilities x 255."""
     pred = prediction > 127
     truth = resize_truth(truth_mask.clip(0, 1).astype(np.uint8), *pred.shape[:2]) > 0
-    return score_resized(truth, pred)
+    return score_resized(truth, pred, int(np.count_nonzero(truth_mask[..., 2] > 127)))
 
 
-def score_resized(truth: np.ndarray, pred: np.ndarray) -> ImageScore:
+def score_resized(truth: np.ndarray, pred: np.ndarray, hero_pixels: int | None = None
+                  ) -> ImageScore:
     """truth, pred: (h, w, 3) bool masks of the same size."""
     return ImageScore(
         tuple(image_iou(truth[..., c], pred[..., c]) for c in range(3)),
         hero_true=int(truth[..., 2].sum()) > PRESENT_PIXELS,
         hero_pred=int(pred[..., 2].sum()) > PRESENT_PIXELS,
+        hero_pixels=hero_pixels,
     )
+
+
+def by_hero_size(scores: list[ImageScore]) -> dict[str, dict]:
+    """Images with the hero, by her size in the full-size mask: how many, how many of them the
+    prediction finds (more than 3 hero pixels), and their mean hero IoU."""
+    out = {}
+    for lo, hi in HERO_SIZE_BINS:
+        group = [v for v in scores if v.hero_pixels is not None and lo <= v.hero_pixels <= hi]
+        if group:
+            found = sum(v.hero_pred for v in group)
+            out[f"{lo}-{hi}" if hi < 10 ** 9 else f"{lo}+"] = {
+                "n": len(group), "found": found, "recall": found / len(group),
+                "iou_hero": float(np.mean([v.iou[2] for v in group]))}
+    return out
 
 
 @dataclass
@@ -64,7 +82,9 @@ class SubsetScore:
     tp: int = 0
     fp: int = 0
     fn: int = 0
+    by_size: dict[str, dict] = field(default_factory=dict)  # see by_hero_size
     per_image_hero_iou: dict[str, float] = field(default_factory=dict, repr=False)
+    files: dict[str, tuple[Path, Path]] = field(default_factory=dict, repr=False)  # mask, pred
 
 
 def score_images(scores: dict[str, ImageScore]) -> SubsetScore:
@@ -80,28 +100,36 @@ def score_images(scores: dict[str, ImageScore]) -> SubsetScore:
         s.fn += v.hero_true and not v.hero_pred
         s.fp += (not v.hero_true) and v.hero_pred
     s.per_image_hero_iou = {k: v.iou[2] for k, v in scores.items()}
+    s.by_size = by_hero_size(list(scores.values()))
     return s
 
 
-def pair_predictions(mask_dir: Path, pred_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(key, mask, prediction) by name; ``<image stem>_prediction.png`` pairs with its mask."""
-    masks = {pair_key(p.stem): p for p in sorted(Path(mask_dir).glob("*.png"))}
-    preds = {pair_key(p.stem): p for p in sorted(Path(pred_dir).glob("*.png"))}
-    missing = sorted(masks.keys() - preds.keys())
-    if missing:
-        raise FileNotFoundError(
-            f"{pred_dir}: no prediction for {len(missing)} mask(s), e.g. {masks[missing[0]].name}"
-        )
-    return [(k, masks[k], preds[k]) for k in sorted(masks)]
+def pair_predictions(mask_dir: Path, pred_dir: Path, masks: list[Path] | None = None
+                     ) -> list[tuple[str, Path, Path]]:
+    """(key, mask, prediction): ``<image stem>_prediction.png`` pairs with its image's mask by
+    name, or by fold and frame number (the course's evaluation set). Refuses masks without a
+    prediction, and predictions that pair with no mask or with the same mask. ``masks``: only
+    these masks of ``mask_dir`` (the others' predictions are ignored)."""
+    all_masks = sorted(Path(mask_dir).glob("*.png"))
+    masks = all_masks if masks is None else sorted(masks)
+    preds = sorted(Path(pred_dir).glob("*_prediction.png"))
+    pairs, problems = pair_files(masks, preds, "mask", "prediction")
+    if len(masks) < len(all_masks):  # predictions of the masks left out are no problem
+        problems = [p for p in problems if "prediction without" not in p]
+    if problems:
+        raise DataError(problems)
+    return [(pair_key(m.stem), m, p) for m, p in pairs]
 
 
-def score_folder(mask_dir: Path, pred_dir: Path) -> SubsetScore:
-    """Score one subset: truth masks in ``mask_dir``, prediction PNGs in ``pred_dir``."""
-    scores = {
-        key: score_image(read_image(mask), read_image(pred))
-        for key, mask, pred in pair_predictions(mask_dir, pred_dir)
-    }
-    return score_images(scores)
+def score_folder(mask_dir: Path, pred_dir: Path, masks: list[Path] | None = None
+                 ) -> SubsetScore:
+    """Score one subset: truth masks in ``mask_dir`` (or only ``masks``), prediction PNGs in
+    ``pred_dir``."""
+    pairs = pair_predictions(mask_dir, pred_dir, masks)
+    scores = {key: score_image(read_image(mask), read_image(pred)) for key, mask, pred in pairs}
+    s = score_images(scores)
+    s.files = {key: (mask, pred) for key, mask, pred in pairs}
+    return s
 
 
 def final_score(subsets: dict[str, SubsetScore]) -> dict:
@@ -119,7 +147,7 @@ def final_score(subsets: dict[str, SubsetScore]) -> dict:
         "fp": fp,
         "fn": fn,
         "subsets": {
-            k: {kk: vv for kk, vv in asdict(v).items() if kk != "per_image_hero_iou"}
+            k: {kk: vv for kk, vv in asdict(v).items() if kk not in ("per_image_hero_iou", "files")}
             for k, v in subsets.items()
         },
     }

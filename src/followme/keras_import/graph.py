@@ -11,6 +11,7 @@ Keras model's probability.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -24,6 +25,36 @@ from followme.keras_import.ops import pad_same, resize_bilinear_tf1
 
 class KerasImportError(ValueError):
     """A Keras model that cannot be imported; the message names the layer and the option."""
+
+
+# Bounds checked before anything is allocated: a small crafted config must not be able to ask
+# for gigabytes or hours. The RoboND models are far inside them (160x160 inputs, 21 layers, at
+# most 256 filters of 3x3, about 400 k parameters).
+MAX_IMAGE_SIZE = 1024  # pixels a side of the input
+MAX_LAYERS = 1000
+MAX_FILTERS = 4096  # filters of a layer, channels of the input
+MAX_KERNEL = 15  # a side of a convolution kernel or a pooling window
+MAX_STRIDE = 16  # strides, dilation rates and up-sampling factors
+MAX_DEPTH_MULTIPLIER = 16
+MAX_PARAMS = 100_000_000  # parameters and buffers of the whole model
+MAX_ACTIVATION = 2**27  # values of one layer's output for one image (512 MiB of float32)
+MAX_CONFIG_DEPTH = 64  # nesting of the config's lists and dicts
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_nesting(value, most: int = MAX_CONFIG_DEPTH) -> None:
+    """Refuse lists and dicts nested more than ``most`` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > most:
+                raise KerasImportError(f"the config is nested more than {most} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +108,14 @@ class KerasLayer(nn.Module):
 
     def targets(self) -> dict[str, tuple[torch.Tensor, Callable[[np.ndarray], np.ndarray]]]:
         return {}
+
+    def keras_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape each HDF5 array of the layer must have (Keras layout)."""
+        shapes = {}
+        for name, (tensor, convert) in self.targets().items():
+            s = tuple(tensor.shape)
+            shapes[name] = (s[2], s[3], s[1], s[0]) if convert is _conv_kernel else s
+        return shapes
 
     @torch.no_grad()
     def load_keras(self, layer: str, arrays: dict[str, np.ndarray]) -> None:
@@ -169,6 +208,12 @@ class SeparableConv2D(_Windowed):
         if self.pointwise.bias is not None:
             t["bias"] = (self.pointwise.bias, np.asarray)
         return t
+
+    def keras_shapes(self):
+        shapes = super().keras_shapes()
+        cin = self.depthwise.groups
+        shapes["depthwise_kernel"] = (*self.kernel, cin, self.depthwise.out_channels // cin)
+        return shapes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.pointwise(self.depthwise(self.pad(x))))
@@ -314,13 +359,20 @@ class _Options:
             raise self.error(option, value, ", ".join(map(repr, allowed)))
         return value
 
-    def pair(self, option: str, default=None) -> tuple[int, int]:
+    def pair(self, option: str, default=None, most: int = MAX_STRIDE) -> tuple[int, int]:
         value = self.config.get(option, default)
-        value = (value, value) if isinstance(value, int) else value
-        if (not isinstance(value, list | tuple) or len(value) != 2
-                or not all(isinstance(v, int) and v > 0 for v in value)):
-            raise self.error(option, value, "a positive int or a pair of them")
-        return tuple(value)
+        pair = (value, value) if _is_int(value) else value
+        if (not isinstance(pair, list | tuple) or len(pair) != 2
+                or not all(_is_int(v) and 0 < v <= most for v in pair)):
+            raise self.error(option, value, f"an int in 1..{most} or a pair of them")
+        return tuple(pair)
+
+    def count(self, option: str, most: int, default=None) -> int:
+        """A positive int option of at most ``most`` (filters, depth_multiplier)."""
+        value = self.config.get(option, default)
+        if not _is_int(value) or not 0 < value <= most:
+            raise self.error(option, value, f"an int in 1..{most}")
+        return value
 
     def activation(self) -> str:
         return self.get("activation", "linear", tuple(ACTIVATIONS))
@@ -335,28 +387,37 @@ class _Options:
 def _conv_options(o: _Options) -> dict:
     o.channels_last()
     o.get("groups", 1, (1,))
-    return dict(kernel=o.pair("kernel_size"), stride=o.pair("strides", 1), padding=o.padding(),
+    return dict(kernel=o.pair("kernel_size", most=MAX_KERNEL), stride=o.pair("strides", 1),
+                padding=o.padding(),
                 use_bias=o.get("use_bias", True, (True, False)), activation=o.activation())
 
 
+def _image_input(o: _Options, shapes: list[tuple]) -> int:
+    """The channels of an image (4-D) input."""
+    if len(shapes[0]) != 4:
+        raise KerasImportError(f"layer {o.name!r} ({o.class_name}) needs an image input "
+                               f"(batch, height, width, channels), not shape {shapes[0]}")
+    return shapes[0][1]
+
+
 def _conv2d(o: _Options, shapes: list[tuple]) -> KerasLayer:
-    return Conv2D(shapes[0][1], o.config["filters"], dilation=o.pair("dilation_rate", 1),
-                  **_conv_options(o))
+    return Conv2D(_image_input(o, shapes), o.count("filters", MAX_FILTERS),
+                  dilation=o.pair("dilation_rate", 1), **_conv_options(o))
 
 
 def _separable(o: _Options, shapes: list[tuple]) -> KerasLayer:
-    multiplier = o.get("depth_multiplier", 1)
-    if not isinstance(multiplier, int) or multiplier < 1:
-        raise o.error("depth_multiplier", multiplier, "a positive int")
-    return SeparableConv2D(shapes[0][1], o.config["filters"], dilation=o.pair("dilation_rate", 1),
-                           depth_multiplier=multiplier, **_conv_options(o))
+    return SeparableConv2D(_image_input(o, shapes), o.count("filters", MAX_FILTERS),
+                           dilation=o.pair("dilation_rate", 1),
+                           depth_multiplier=o.count("depth_multiplier", MAX_DEPTH_MULTIPLIER, 1),
+                           **_conv_options(o))
 
 
 def _transpose(o: _Options, shapes: list[tuple]) -> KerasLayer:
     o.get("output_padding", None, (None,))
     if o.pair("dilation_rate", 1) != (1, 1):
         raise o.error("dilation_rate", o.config["dilation_rate"], "1")
-    return Conv2DTranspose(shapes[0][1], o.config["filters"], **_conv_options(o))
+    return Conv2DTranspose(_image_input(o, shapes), o.count("filters", MAX_FILTERS),
+                           **_conv_options(o))
 
 
 def _batchnorm(o: _Options, shapes: list[tuple]) -> KerasLayer:
@@ -367,8 +428,12 @@ def _batchnorm(o: _Options, shapes: list[tuple]) -> KerasLayer:
         raise o.error("axis", o.config.get("axis"), "the channel axis, -1")
     for option in ("renorm", "virtual_batch_size", "adjustment"):
         o.get(option, None, (None, False))
-    return BatchNormalization(shapes[0][keras_axis(axis, ndim)], axis,
-                              float(o.get("epsilon", 1e-3)), o.get("center", True, (True, False)),
+    epsilon = o.get("epsilon", 1e-3)
+    if not (isinstance(epsilon, int | float) and not isinstance(epsilon, bool)
+            and 0 <= epsilon < 1):
+        raise o.error("epsilon", epsilon, "a number in [0, 1)")
+    return BatchNormalization(shapes[0][keras_axis(axis, ndim)], axis, float(epsilon),
+                              o.get("center", True, (True, False)),
                               o.get("scale", True, (True, False)))
 
 
@@ -385,17 +450,25 @@ def _bilinear(o: _Options, shapes: list[tuple]) -> KerasLayer:
 
 def _maxpool(o: _Options, shapes: list[tuple]) -> KerasLayer:
     o.channels_last()
-    pool = o.pair("pool_size", 2)
+    pool = o.pair("pool_size", 2, most=MAX_KERNEL)
     stride = pool if o.config.get("strides") is None else o.pair("strides")
     return MaxPooling2D(pool, stride, o.padding())
 
 
 def _concatenate(o: _Options, shapes: list[tuple]) -> KerasLayer:
-    return Concatenate(o.get("axis", -1))
+    axis = o.get("axis", -1)
+    ndim = len(shapes[0])
+    if not _is_int(axis) or not -ndim <= axis < ndim:
+        raise o.error("axis", axis, f"an int in {-ndim}..{ndim - 1}")
+    return Concatenate(axis)
 
 
 def _reshape(o: _Options, shapes: list[tuple]) -> KerasLayer:
-    return Reshape(tuple(o.config["target_shape"]))
+    target = o.config["target_shape"]
+    if (not isinstance(target, list | tuple) or not 0 < len(target) <= 8
+            or not all(_is_int(v) and (v > 0 or v == -1) for v in target)):
+        raise o.error("target_shape", target, "1 to 8 positive ints (one may be -1)")
+    return Reshape(tuple(target))
 
 
 BUILDERS: dict[str, Callable[[_Options, list[tuple]], KerasLayer]] = {
@@ -424,6 +497,9 @@ def _inbound(layer: dict) -> list[str]:
     name, nodes = layer["name"], layer.get("inbound_nodes", [])
     if layer["class_name"] == "InputLayer":
         return []
+    if not isinstance(nodes, list):
+        raise KerasImportError(f"layer {name!r}: inbound_nodes is a {type(nodes).__name__}, "
+                               "not a list")
     if len(nodes) != 1:
         raise KerasImportError(f"layer {name!r}: {len(nodes)} inbound nodes; only layers called "
                                "exactly once are supported (no shared layers)")
@@ -435,6 +511,9 @@ def _inbound(layer: dict) -> list[str]:
         if not isinstance(entry, list) or len(entry) < 3:
             raise KerasImportError(f"layer {name!r}: inbound node {entry!r} is not in the Keras 2 "
                                    "format [layer, node_index, tensor_index, kwargs]")
+        if not isinstance(entry[0], str):
+            raise KerasImportError(f"layer {name!r}: inbound node {entry!r:.80} does not name a "
+                                   "layer")
         if entry[1] != 0 or entry[2] != 0 or (len(entry) > 3 and entry[3]):
             raise KerasImportError(f"layer {name!r}: inbound node {entry!r} is not supported "
                                    "(only node 0, tensor 0, no call arguments)")
@@ -444,9 +523,33 @@ def _inbound(layer: dict) -> list[str]:
 
 def _single(config: dict, key: str) -> str:
     ends = config.get(key, [])
+    if not isinstance(ends, list):
+        raise KerasImportError(f"{key} is a {type(ends).__name__}, not a list")
     if len(ends) != 1:
         raise KerasImportError(f"the model has {len(ends)} {key}; exactly one is supported")
+    if not isinstance(ends[0], list) or not ends[0] or not isinstance(ends[0][0], str):
+        raise KerasImportError(f"{key} {ends!r:.80} does not name a layer")
     return ends[0][0]
+
+
+def _check_layers(layers) -> dict[str, dict]:
+    """{name: layer} of a config's layer list, with each layer's name, class and config."""
+    if not isinstance(layers, list) or not layers:
+        raise KerasImportError("the config has no list of layers")
+    if len(layers) > MAX_LAYERS:
+        raise KerasImportError(f"the config has {len(layers)} layers; at most {MAX_LAYERS} are "
+                               "supported")
+    by_name: dict[str, dict] = {}
+    for i, layer in enumerate(layers):
+        if (not isinstance(layer, dict) or not isinstance(layer.get("name"), str)
+                or not isinstance(layer.get("class_name"), str)
+                or not isinstance(layer.get("config"), dict)):
+            raise KerasImportError(f"layer #{i} of the config is not a Keras layer (a dict with "
+                                   "a 'name', a 'class_name' and a 'config')")
+        if layer["name"] in by_name:
+            raise KerasImportError(f"two layers are named {layer['name']!r}")
+        by_name[layer["name"]] = layer
+    return by_name
 
 
 def _module_key(name: str) -> str:
@@ -457,9 +560,10 @@ def input_shape(layer: dict) -> list:
     """An InputLayer's [height, width, channels] (entries may be None)."""
     cfg = layer["config"]
     shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
-    if not shape or len(shape) != 4:
-        raise KerasImportError(f"input layer {layer['name']!r}: shape {shape!r}; an image input "
-                               "(batch, height, width, channels) is needed")
+    if (not isinstance(shape, list | tuple) or len(shape) != 4
+            or not all(v is None or _is_int(v) for v in shape)):
+        raise KerasImportError(f"input layer {layer['name']!r}: shape {shape!r:.80}; an image "
+                               "input (batch, height, width, channels) is needed")
     return list(shape[1:])
 
 
@@ -468,43 +572,75 @@ class KerasGraph(nn.Module):
 
     def __init__(self, model_config: dict, image_size: int | None = None):
         super().__init__()
+        if not isinstance(model_config, dict):
+            raise KerasImportError("the model config is not a dict")
         if model_config.get("class_name") not in ("Model", "Functional"):
-            raise KerasImportError(f"model class {model_config.get('class_name')!r} is not "
+            raise KerasImportError(f"model class {model_config.get('class_name')!r:.80} is not "
                                    "supported; only functional models (Model) are")
-        config = model_config["config"]
-        self.keras_name = config.get("name", "model")
-        layers = {layer["name"]: layer for layer in config["layers"]}
+        config = model_config.get("config")
+        if not isinstance(config, dict):
+            raise KerasImportError("the model config has no 'config' dict")
+        check_nesting(model_config)
+        self.keras_name = str(config.get("name", "model"))[:200]
+        layers = _check_layers(config.get("layers"))
         self.input_name = _single(config, "input_layers")
         self.output_name = _single(config, "output_layers")
+        if layers.get(self.input_name, {}).get("class_name") != "InputLayer":
+            raise KerasImportError(f"the input {self.input_name!r} is not an InputLayer of the "
+                                   "config")
         height, width, channels = input_shape(layers[self.input_name])
+        if image_size is not None and not (_is_int(image_size)
+                                           and 0 < image_size <= MAX_IMAGE_SIZE):
+            raise KerasImportError(f"image size {image_size!r}: at most {MAX_IMAGE_SIZE} is "
+                                   "supported")
         height, width = height or image_size, width or image_size
         if height is None or width is None:
             raise KerasImportError("the input layer has no fixed size; give the image size")
+        if not (0 < height <= MAX_IMAGE_SIZE and 0 < width <= MAX_IMAGE_SIZE):
+            raise KerasImportError(f"input {height}x{width}: at most {MAX_IMAGE_SIZE}x"
+                                   f"{MAX_IMAGE_SIZE} pixels is supported")
+        if channels is None or not 0 < channels <= MAX_FILTERS:
+            raise KerasImportError(f"input with {channels} channels: 1..{MAX_FILTERS} are "
+                                   "supported")
         self.image_size = (height, width)
+        self.input_channels = channels
 
         order = self._order(layers)
         shapes = {self.input_name: (1, channels, height, width)}
         self.layers = nn.ModuleDict()
         self.steps: list[tuple[str, str, list[str]]] = []
+        params = 0
         for name in order:
             layer = layers[name]
             if layer["class_name"] == "InputLayer":
                 continue
             sources = _inbound(layer)
-            module = self._build(layer, [shapes[s] for s in sources],
-                                 is_output=name == self.output_name)
+            given = [shapes[s] for s in sources]
+            is_output = name == self.output_name
             key = _module_key(name)
             if key in self.layers:
                 raise KerasImportError(f"layer names {name!r} and another clash as {key!r}")
-            self.layers[key] = module
-            self.steps.append((name, key, sources))
+            # First on the meta device: sizes and shapes without allocating anything.
+            with torch.device("meta"):
+                probe = self._build(layer, given, is_output)
+            params += sum(t.numel() for t in itertools.chain(probe.parameters(), probe.buffers()))
+            if params > MAX_PARAMS:
+                raise KerasImportError(f"layer {name!r} brings the model to {params:,} "
+                                       f"parameters; at most {MAX_PARAMS:,} are supported")
             try:
                 with torch.no_grad():
-                    out = module(*[torch.zeros(shapes[s]) for s in sources])
+                    out = probe(*[torch.empty(s, device="meta") for s in given])
             except RuntimeError as e:
-                given = [shapes[s] for s in sources]
+                detail = " ".join(str(e).split())[:300]
                 raise KerasImportError(f"layer {name!r} ({layer['class_name']}) cannot take "
-                                       f"inputs of shape {given}: {e}") from e
+                                       f"inputs of shape {given}: {detail}") from e
+            if out.numel() > MAX_ACTIVATION:
+                raise KerasImportError(f"layer {name!r} ({layer['class_name']}) outputs "
+                                       f"{out.numel():,} values per image (shape "
+                                       f"{tuple(out.shape)}); at most {MAX_ACTIVATION:,} are "
+                                       "supported")
+            self.layers[key] = self._build(layer, given, is_output)
+            self.steps.append((name, key, sources))
             shapes[name] = tuple(out.shape)
         self.output_shape = shapes[self.output_name]
         last_use = {}
@@ -514,25 +650,27 @@ class KerasGraph(nn.Module):
                            for i in range(len(self.steps))]
 
     def _order(self, layers: dict[str, dict]) -> list[str]:
-        """Layers in an order where every layer comes after its inputs, from the output back."""
+        """Layers in an order where every layer comes after its inputs, from the output back
+        (a depth-first walk with a stack of its own: a long chain is no deep recursion)."""
         order: list[str] = []
         state: dict[str, str] = {}
-
-        def visit(name: str) -> None:
+        stack: list[tuple[str, bool]] = [(self.output_name, False)]
+        while stack:
+            name, inputs_done = stack.pop()
+            if inputs_done:
+                state[name] = "done"
+                order.append(name)
+                continue
             if state.get(name) == "done":
-                return
+                continue
             if state.get(name) == "visiting":
                 raise KerasImportError(f"the graph has a cycle through layer {name!r}")
             if name not in layers:
-                raise KerasImportError(f"an inbound node names layer {name!r}, which the config "
-                                       "does not define")
+                raise KerasImportError(f"an inbound node names layer {name!r:.80}, which the "
+                                       "config does not define")
             state[name] = "visiting"
-            for source in _inbound(layers[name]):
-                visit(source)
-            state[name] = "done"
-            order.append(name)
-
-        visit(self.output_name)
+            stack.append((name, True))
+            stack.extend((source, False) for source in reversed(_inbound(layers[name])))
         if self.input_name not in order:
             raise KerasImportError(f"the output does not depend on the input {self.input_name!r}")
         return order
@@ -558,6 +696,14 @@ class KerasGraph(nn.Module):
             return BUILDERS[class_name](_Options(name, class_name, config), shapes)
         except KeyError as e:
             raise KerasImportError(f"layer {name!r} ({class_name}): its config has no {e}") from e
+        except (TypeError, RuntimeError) as e:
+            detail = " ".join(str(e).split())[:300]
+            raise KerasImportError(f"layer {name!r} ({class_name}): a bad config ({detail})") from e
+
+    def keras_shapes(self) -> dict[str, dict[str, tuple[int, ...]]]:
+        """{layer name: {HDF5 array name: the shape it must have}}, for reading the weights
+        file without reading anything of another shape."""
+        return {name: self.layers[key].keras_shapes() for name, key, _ in self.steps}
 
     def load_keras_weights(self, weights: dict[str, dict[str, np.ndarray]]) -> None:
         """Fill every layer from ``weights[layer name][array name]`` (HDF5 arrays, by name)."""

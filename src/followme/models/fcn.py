@@ -28,6 +28,73 @@ class FCNConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def check(self) -> None:
+        """Refuse a config that is malformed or too big to build (ValueError, naming the field):
+        checkpoints carry their config, so a damaged or hostile file must not allocate terabytes."""
+        for name, ok in (("encoder", 1 <= _len(self.encoder) <= MAX_STAGES),
+                         ("decoder", _len(self.decoder) == _len(self.encoder)),
+                         ("encoder_blocks", _len(self.encoder_blocks) == _len(self.encoder)),
+                         ("dilations", 1 <= _len(self.dilations) <= MAX_BLOCKS)):
+            if not ok:
+                want = {"encoder": f"a list of 1 to {MAX_STAGES} widths",
+                        "dilations": f"a list of 1 to {MAX_BLOCKS} ints"}.get(
+                    name, f"a list as long as encoder ({_len(self.encoder)})")
+                raise ValueError(f"{name} = {_show(getattr(self, name))}: want {want}")
+        for name, values, low, high in (("encoder", self.encoder, 1, MAX_WIDTH),
+                                        ("decoder", self.decoder, 1, MAX_WIDTH),
+                                        ("encoder_blocks", self.encoder_blocks, 0, MAX_BLOCKS),
+                                        ("dilations", self.dilations, 1, MAX_DILATION)):
+            for i, v in enumerate(values):
+                if not _int_in(v, low, high):
+                    raise ValueError(f"{name}[{i}] = {_show(v)}: want an int in {low}..{high}")
+        for name, low, high in (("middle", 1, MAX_WIDTH), ("decoder_convs", 1, MAX_BLOCKS),
+                                ("num_classes", 1, MAX_CLASSES)):
+            if not _int_in(getattr(self, name), low, high):
+                raise ValueError(f"{name} = {_show(getattr(self, name))}: "
+                                 f"want an int in {low}..{high}")
+        if not isinstance(self.context, bool):
+            raise ValueError(f"context = {_show(self.context)}: want true or false")
+        if (n := self.parameter_count()) > MAX_PARAMETERS:
+            raise ValueError(f"{n:,} parameters: more than the {MAX_PARAMETERS:,} allowed")
+
+    def parameter_count(self) -> int:
+        """The FCN's number of parameters, from the config alone (nothing is allocated)."""
+        def sep(cin, cout):  # depthwise 3x3, pointwise 1x1 + bias, BatchNorm weight + bias
+            return 9 * cin + cin * cout + 3 * cout
+
+        widths = [3, *self.encoder]
+        last = len(self.encoder) - 1
+        n = sum(sep(widths[i], widths[i + 1])
+                + self.encoder_blocks[i] * sep(widths[i + 1], widths[i + 1])
+                for i in range(len(self.encoder)))
+        n += self.encoder[-1] * self.middle + 3 * self.middle
+        n += self.middle * self.middle + self.middle if self.context else 0
+        skips = list(reversed(widths[:-1]))
+        ins = [self.middle, *self.decoder[:-1]]
+        for i, cout in enumerate(self.decoder):
+            convs = 1 if i == last else self.decoder_convs
+            n += sep(ins[i] + skips[i], cout) + (convs - 1) * sep(cout, cout)
+        return n + self.decoder[-1] * self.num_classes + self.num_classes
+
+
+# Bounds of a buildable config (FCNConfig.check).
+MAX_STAGES, MAX_WIDTH, MAX_BLOCKS, MAX_DILATION, MAX_CLASSES = 8, 4096, 16, 16, 256
+MAX_PARAMETERS = 100_000_000
+
+
+def _len(values) -> int:
+    """The length of a list (or tuple) of values; -1 for anything else."""
+    return len(values) if isinstance(values, (list, tuple)) else -1
+
+
+def _int_in(v, low: int, high: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _show(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
 
 class SepConvReLUBN(nn.Sequential):
     """Separable conv 3x3 -> ReLU -> BatchNorm, as the seed's ``separable_conv2d_batchnorm``."""
@@ -100,6 +167,7 @@ class FCN(nn.Module):
         c = config
         if len(c.decoder) != len(c.encoder):
             raise ValueError("an FCN needs as many decoder blocks as encoder blocks")
+        c.check()
         self.config = c
         widths = [3, *c.encoder]
         last = len(c.encoder) - 1
