@@ -31,7 +31,7 @@ from followme.data.augment import AugmentConfig, HeroBank, augment
 from followme.data.cache import load_folders
 from followme.evaluation.grading import grade, load_grading_set
 from followme.inference import predict_probabilities
-from followme.models import DEFAULT_MODEL, create_model, model_config
+from followme.models import DEFAULT_MODEL, MAX_IMAGE_SIZE, create_model, model_config
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class TrainConfig:
                 ("--threads", self.threads, self.threads is None or self.threads >= 1,
                  "at least 1"),
                 ("--image-size", self.image_size,
-                 32 <= self.image_size <= 1024 and self.image_size % stride == 0,
-                 f"a multiple of {stride} from 32 to 1024 for {self.model}"),
+                 32 <= self.image_size <= MAX_IMAGE_SIZE and self.image_size % stride == 0,
+                 f"a multiple of {stride} from 32 to {MAX_IMAGE_SIZE} for {self.model}"),
                 ("--dice-weight", self.dice_weight, self.dice_weight >= 0, "0 or more"),
                 ("--far-hero-weight", self.far_hero_weight, self.far_hero_weight >= 0,
                  "0 or more")):

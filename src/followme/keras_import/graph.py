@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from followme.keras_import.ops import pad_same, resize_bilinear_tf1
+from followme.models import MAX_IMAGE_SIZE  # pixels a side of the input
 
 
 class KerasImportError(ValueError):
@@ -30,7 +31,6 @@ class KerasImportError(ValueError):
 # Bounds checked before anything is allocated: a small crafted config must not be able to ask
 # for gigabytes or hours. The RoboND models are far inside them (160x160 inputs, 21 layers, at
 # most 256 filters of 3x3, about 400 k parameters).
-MAX_IMAGE_SIZE = 1024  # pixels a side of the input
 MAX_LAYERS = 1000
 MAX_FILTERS = 4096  # filters of a layer, channels of the input
 MAX_KERNEL = 15  # a side of a convolution kernel or a pooling window
