@@ -39,3 +39,58 @@ def test_decoding_resizes_as_the_course_did():
         full = np.asarray(im.convert("RGB"))
     np.testing.assert_array_equal(decode_jpeg(buf.getvalue(), 160), resize_image(full, 160))
     np.testing.assert_array_equal(decode_jpeg(buf.getvalue(), 256), full)
+
+
+def _onnx_file(path, dtype, in_shape, out_shape):
+    """A one-node ONNX model (Identity or a Transpose to channels last), "image" in."""
+    import onnx
+    from onnx import helper
+
+    node = helper.make_node("Identity", ["image"], ["probabilities"]) if in_shape == out_shape \
+        else helper.make_node("Transpose", ["image"], ["probabilities"], perm=[0, 2, 3, 1])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("image", dtype, in_shape)],
+        [helper.make_tensor_value_info("probabilities", dtype, out_shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_onnx_model_that_does_not_take_frames_is_refused(tmp_path, capsys, monkeypatch):
+    """A float32 NCHW model is refused when it is loaded, in one line naming the file and what
+    followme export writes, not with a traceback on the first frame."""
+    import pytest
+    from onnx import TensorProto
+
+    import followme.follower.server as server
+    from followme.cli import main
+    from followme.inference import load_segmenter
+
+    nchw = _onnx_file(tmp_path / "nchw.onnx", TensorProto.FLOAT, [1, 3, 64, 64], [1, 64, 64, 3])
+    with pytest.raises(ValueError) as e:
+        load_segmenter(nchw)
+    message = str(e.value)
+    assert str(nchw) in message and "float" in message and "(1, 3, 64, 64)" in message
+    assert "followme export" in message and "uint8 (B, S, S, 3)" in message
+    assert "\n" not in message
+
+    def serve(*args, **kwargs):
+        raise AssertionError("followme follow served a model it cannot run")
+
+    monkeypatch.setattr(server, "serve", serve)
+    assert main(["follow", "--model", str(nchw), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("followme: error: ") and str(nchw) in err and err.count("\n") == 1
+
+    # channels last but floats, or no fixed size, or a wrong output: refused too
+    for name, dtype, shape, out in (("f32.onnx", TensorProto.FLOAT, [1, 64, 64, 3], None),
+                                    ("free.onnx", TensorProto.UINT8, ["b", "h", "w", 3], None),
+                                    ("out.onnx", TensorProto.UINT8, [1, 64, 64, 3],
+                                     [1, 64, 3, 64])):
+        bad = _onnx_file(tmp_path / name, dtype, shape, out or shape)
+        with pytest.raises(ValueError, match="followme export"):
+            load_segmenter(bad)
+    good = _onnx_file(tmp_path / "good.onnx", TensorProto.UINT8, ["b", 64, 64, 3],
+                      ["b", 64, 64, 3])
+    assert load_segmenter(good).size == 64

@@ -92,8 +92,10 @@ class OnnxModel:
         self.outputs = [o.name for o in self.graph.graph.output]
         self.has_hero = "hero" in self.outputs
         self._sessions: dict[str, object] = {}
-        session = self._session("hero" if self.has_hero else self.outputs[0])  # checks the file
-        self.image_size = int(session.get_inputs()[0].shape[1])
+        output = "hero" if self.has_hero else self.outputs[0]
+        session = self._session(output)  # checks the file
+        self.input_name, self.image_size = _frames_input(path, session.get_inputs())
+        _check_output(path, session.get_outputs()[0], self.image_size, output == "hero")
 
     def _session(self, output: str):
         if output not in self._sessions:
@@ -113,7 +115,8 @@ class OnnxModel:
         return self._sessions[output]
 
     def _run(self, output: str, images: np.ndarray) -> np.ndarray:
-        return self._session(output).run(None, {"image": np.ascontiguousarray(images)})[0]
+        return self._session(output).run(
+            None, {self.input_name: np.ascontiguousarray(images)})[0]
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self._run("probabilities", images)
@@ -122,6 +125,42 @@ class OnnxModel:
         if not self.has_hero:  # an export from before the hero output
             return self(images)[..., 2]
         return self._run("hero", images)
+
+
+_EXPORTED = "followme export --onnx writes models that take uint8 (B, S, S, 3) frames"
+
+
+def _describe(arg) -> str:
+    """An ONNX Runtime input or output: "float (1, 3, 64, 64)"; dynamic axes by name."""
+    kind = arg.type.removeprefix("tensor(").removesuffix(")")
+    shape = arg.shape if isinstance(arg.shape, list | tuple) else []
+    return f"{kind} ({', '.join(str(d) for d in shape)}{',' if len(shape) == 1 else ''})"
+
+
+def _frames_input(path, inputs) -> tuple[str, int]:
+    """(input name, S) of a model that takes what ``followme export --onnx`` writes: one
+    uint8 (B, S, S, 3) input; any other is refused here, before the first frame."""
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: the model takes {len(inputs)} inputs "
+                         f"({', '.join(i.name for i in inputs)}), not one; {_EXPORTED}")
+    arg = inputs[0]
+    shape = list(arg.shape) if isinstance(arg.shape, list | tuple) else []
+    if not (arg.type == "tensor(uint8)" and len(shape) == 4 and isinstance(shape[1], int)
+            and shape[1] > 0 and shape[2] == shape[1] and shape[3] == 3):
+        raise ValueError(f"{path}: input {arg.name!r} is {_describe(arg)}, not uint8 "
+                         f"(B, S, S, 3) with S fixed; {_EXPORTED}")
+    return arg.name, shape[1]
+
+
+def _check_output(path, arg, size: int, hero: bool) -> None:
+    """The output the follower reads: hero (B, S, S) or probabilities (B, S, S, 3)."""
+    want = [size, size] if hero else [size, size, 3]
+    shape = list(arg.shape) if isinstance(arg.shape, list | tuple) else []
+    if len(shape) != len(want) + 1 or any(isinstance(d, int) and d != w
+                                          for d, w in zip(shape[1:], want, strict=True)):
+        raise ValueError(f"{path}: output {arg.name!r} is {_describe(arg)}, not "
+                         f"(B, {', '.join(map(str, want))}); followme export --onnx writes "
+                         "models with probabilities (B, S, S, 3) and hero (B, S, S) out")
 
 
 class HeroSegmenter:

@@ -26,8 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="CKPT",
                    help="a checkpoint or an .onnx export (default: the shipped model)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface, "
+                        "with --allow-host for the names other machines reach it by)")
     p.add_argument("--port", type=int, default=4567, help="QuadSim connects to 4567")
+    p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
+                   help="also serve requests whose Host header names HOST (any port); only "
+                        "loopback names and --host are served otherwise, which keeps web pages "
+                        "out (DNS rebinding); repeatable; '*' accepts any Host")
     p.add_argument("--viz", nargs="?", const="runs/follow/overlay.png", metavar="PNG",
                    help="keep writing the latest frame with the hero overlay to PNG "
                         "(default runs/follow/overlay.png)")
@@ -60,12 +65,17 @@ def config_from_args(a: argparse.Namespace) -> FollowConfig:
     if a.lost_after < 1 or a.min_pixels < 0 or a.max_payload_mb <= 0 or a.log_every <= 0:
         raise ValueError("--lost-after must be >= 1, --min-pixels >= 0, --max-payload-mb and "
                          "--log-every > 0")
+    for host in a.allow_host:
+        if not host.strip() or any(c.isspace() or c in "/@" for c in host.strip()):
+            raise ValueError(f"--allow-host {host!r}: give a host name or address, "
+                             "such as 192.168.1.20 or quad.local")
     return FollowConfig(
         host=a.host, port=a.port, min_pixels=a.min_pixels, lost_after=a.lost_after,
         max_payload=int(a.max_payload_mb * 1024 * 1024), log_every=a.log_every,
         camera=Camera(focal=a.focal, depth_max=a.depth_max, depth_kind=a.depth_kind,
                       pixel_axes=a.pixel_axes),
-        viz=Path(a.viz) if a.viz else None, record=Path(a.record) if a.record else None)
+        viz=Path(a.viz) if a.viz else None, record=Path(a.record) if a.record else None,
+        allow_hosts=tuple(h.strip() for h in a.allow_host))
 
 
 def cmd_follow(a: argparse.Namespace) -> int:

@@ -23,6 +23,18 @@ Serving
     message limit silently (``_CappedWebSocket``, which also drops messages over the payload cap
     before they are parsed as JSON).
 
+Hardening
+    Only requests whose Host header names this machine's loopback (127.0.0.1, ::1, localhost) or
+    the address listened on are served (``FollowConfig.allow_hosts``, ``--allow-host``, adds
+    names): a web page cannot reach the follower through DNS rebinding, which the libraries'
+    Origin check alone lets through (the page's Origin and Host agree). Others get HTTP 403. A
+    long-polling POST over the HTTP limit gets HTTP 413 at once (Engine.IO's own refusal
+    waited for the client to time out). Junk below the sensor_frame level (a WebSocket
+    message that is not an Engine.IO packet a client sends, a Socket.IO packet that is not JSON
+    or of an unknown type, anything binary) is counted as malformed (``packet``, ``binary``),
+    warned about in one line and skipped where it is decoded (``_CappedWebSocket``,
+    ``_PollingBody``, ``_SocketIOServer``), where the libraries logged a traceback for each.
+
 Real time and robustness
     The event loop parses and queues; the model runs on a ``LatestFrameWorker`` thread where the
     newest frame of each client replaces its older waiting one. Every malformed frame, oversize
@@ -35,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import threading
 import time
@@ -45,7 +58,9 @@ from pathlib import Path
 import numpy as np
 import socketio
 from aiohttp import WSCloseCode, WSMsgType, web
+from engineio import payload as eio_payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
+from socketio import packet as sio_packet
 
 from followme.follower import protocol
 from followme.follower.geometry import Camera
@@ -76,6 +91,8 @@ class FollowConfig:
     viz: Path | None = None  # write the overlay PNG here
     record: Path | None = None  # record frames and predictions here (RoboND layout)
     log_every: float = 10.0  # seconds between stats lines
+    # Host header names accepted besides loopback and ``host`` ("*": any), see host_allowed
+    allow_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,13 +170,87 @@ class _Manager(socketio.AsyncManager):
                 await self.server._emit_internal(sid, event, data, namespace, ack)
 
 
+# on_junk(reason, what, who): a message refused below the sensor_frame level
+Junk = Callable[[str, str, str], None]
+
+# the Engine.IO packets a client sends: CLOSE, PING, MESSAGE, UPGRADE
+_CLIENT_PACKETS = frozenset("1245")
+_RESERVED_EVENTS = frozenset(("connect", "disconnect"))  # the server's own, not a client's
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _eio_junk(pkt) -> tuple[str, str] | None:
+    """(reason, what) for a decoded Engine.IO packet no client should send, else None."""
+    if pkt.binary:
+        return "binary", "a binary Engine.IO packet"
+    if pkt.packet_type not in (1, 2, 4, 5):
+        return "packet", f"an Engine.IO packet of unknown type {pkt.packet_type}"
+    return None
+
+
+class _SocketIOServer(socketio.AsyncServer):
+    """python-socketio 4.6.1's server, decoding each Socket.IO packet under guard: one that is
+    not JSON, binary (QuadSim sends text), of an unknown type, an acknowledgement (the follower
+    asks for none) or an event without a name goes to ``on_junk`` and is skipped, where the
+    library raised into Engine.IO, which logged a traceback. Good packets are dispatched as the
+    library does."""
+
+    def __init__(self, on_junk: Junk, **kwargs):
+        super().__init__(**kwargs)
+        self.on_junk = on_junk
+
+    async def _handle_eio_message(self, sid, data):
+        who = sid[:8]
+        if isinstance(data, bytes | bytearray):
+            self.on_junk("binary", f"a binary message of {len(data)} bytes", who)
+            return
+        if not isinstance(data, str):  # Engine.IO decoded it as JSON: '4{...}', '41.5', '4null'
+            self.on_junk("packet", f"an Engine.IO message that is JSON "
+                                   f"{type(data).__name__}, not a Socket.IO packet", who)
+            return
+        try:
+            pkt = sio_packet.Packet(encoded_packet=data)
+        except Exception as e:  # json's errors, int() on a bad type, too deep a nesting...
+            self.on_junk("packet", f"a Socket.IO packet that does not decode "
+                                   f"({_shorten(str(e) or type(e).__name__)}): "
+                                   f"{_shorten(data, 40)!r}", who)
+            return
+        kind = pkt.packet_type
+        if kind == sio_packet.CONNECT:
+            await self._handle_connect(sid, pkt.namespace)
+        elif kind == sio_packet.DISCONNECT:
+            await self._handle_disconnect(sid, pkt.namespace)
+        elif kind == sio_packet.EVENT:
+            if not (isinstance(pkt.data, list) and pkt.data and isinstance(pkt.data[0], str)):
+                self.on_junk("packet", f"a Socket.IO event without a name: "
+                                       f"{_shorten(data, 40)!r}", who)
+            elif pkt.data[0] in _RESERVED_EVENTS:
+                self.on_junk("packet", f"a {pkt.data[0]!r} event, a name the server keeps", who)
+            else:
+                await self._handle_event(sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
+            self.on_junk("binary", "a binary Socket.IO packet", who)
+        elif kind == sio_packet.ACK:
+            self.on_junk("packet", "an acknowledgement the follower did not ask for", who)
+        else:
+            name = sio_packet.packet_names[kind] if kind == sio_packet.ERROR else kind
+            self.on_junk("packet", f"a Socket.IO packet of type {name}", who)
+
+
 class _CappedWebSocket(eio_aiohttp.WebSocket):
     """Engine.IO 3's aiohttp WebSocket with explicit limits: messages over ``cap`` are counted
-    and skipped before anyone parses them; over ``hard_cap`` aiohttp closes the connection."""
+    and skipped before anyone parses them; over ``hard_cap`` aiohttp closes the connection.
+    Binary messages and text that is not an Engine.IO packet a client sends go to ``on_junk``
+    (Engine.IO's decoder raised on some, killing the connection with a traceback)."""
 
-    def __init__(self, handler, cap: int, hard_cap: int, on_oversize: Callable[[int], None]):
+    def __init__(self, handler, cap: int, hard_cap: int, on_oversize: Callable[[int], None],
+                 on_junk: Junk):
         super().__init__(handler)
         self.cap, self.hard_cap, self.on_oversize = cap, hard_cap, on_oversize
+        self.on_junk = on_junk
 
     async def __call__(self, environ):
         self._sock = web.WebSocketResponse(max_msg_size=self.hard_cap)
@@ -175,34 +266,105 @@ class _CappedWebSocket(eio_aiohttp.WebSocket):
                 if len(msg.data) > self.cap:
                     self.on_oversize(len(msg.data))
                     continue
+                if msg.type == WSMsgType.BINARY:
+                    self.on_junk("binary", f"a binary WebSocket message of {len(msg.data)} "
+                                           "bytes", self._who())
+                    continue
+                if msg.data[:1] not in _CLIENT_PACKETS:
+                    self.on_junk("packet", f"an Engine.IO packet of unknown type "
+                                           f"{msg.data[:1]!r}", self._who())
+                    continue
                 return msg.data
             if msg.type == WSMsgType.ERROR and \
                     getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
                 self.on_oversize(-1)
             raise OSError("websocket closed")
 
+    def _who(self) -> str:
+        return f"a client at {self.environ['aiohttp.request'].remote}"
 
-class _ExactBody:
-    """A request body whose ``read(n)`` returns all n bytes. Engine.IO 3.14 reads a long-polling
-    POST with one ``read(n)``, and aiohttp's stream may return less: bodies of more than some
-    64 KiB (a sensor_frame with its depth PNG) arrived truncated and failed to parse."""
 
-    def __init__(self, stream):
+class _PollingBody:
+    """A long-polling POST body for Engine.IO 3.14, which reads it with one ``read(n)``:
+
+    - ``read(n)`` returns all n bytes: aiohttp's stream may return less, and bodies of more than
+      some 64 KiB (a sensor_frame with its depth PNG) arrived truncated and failed to parse;
+    - a payload that does not decode, or packets no client sends, go to ``on_junk`` and are left
+      out of what Engine.IO gets (its decoder raised, and the library logged a traceback)."""
+
+    def __init__(self, stream, on_junk: Junk, who: str):
         self._stream = stream
+        self.on_junk, self.who = on_junk, who
 
     async def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
-            return await self._stream.read()
+            body = await self._stream.read()
+        else:
+            try:
+                body = await self._stream.readexactly(n)
+            except asyncio.IncompleteReadError as e:  # the client went away mid-body
+                body = e.partial
+        return self._checked(body)
+
+    def _checked(self, body: bytes) -> bytes:
         try:
-            return await self._stream.readexactly(n)
-        except asyncio.IncompleteReadError as e:  # the client went away mid-body
-            return e.partial
+            packets = eio_payload.Payload(encoded_payload=body).packets
+        except Exception as e:  # Engine.IO's decoder raises ValueError, IndexError, ...
+            self.on_junk("packet", f"a long-polling payload that does not decode "
+                                   f"({_shorten(str(e) or type(e).__name__)})", self.who)
+            return b""
+        good = []
+        for pkt in packets:
+            junk = _eio_junk(pkt)
+            if junk:
+                self.on_junk(*junk, self.who)
+            else:
+                good.append(pkt)
+        if len(good) == len(packets):
+            return body
+        return eio_payload.Payload(packets=good).encode() if good else b""
 
 
-def _translate_request(request: web.Request) -> dict:
+def _translate_request(request: web.Request, on_junk: Junk) -> dict:
     environ = eio_aiohttp.translate_request(request)
-    environ["wsgi.input"] = _ExactBody(environ["wsgi.input"])
+    who = request.query.get("sid", "")[:8] or f"a client at {request.remote}"
+    environ["wsgi.input"] = _PollingBody(environ["wsgi.input"], on_junk, who)
     return environ
+
+
+def host_name(header: str) -> str:
+    """A Host header's name, lower case, without port, brackets or a final dot:
+    ``"[::1]:4567"`` -> ``"::1"``, ``"LocalHost:80"`` -> ``"localhost"``."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        h = h[1:end] if end > 0 else h
+    elif h.count(":") == 1:  # name:port; more colons is a bare IPv6 address
+        h = h.partition(":")[0]
+    return h.rstrip(".")
+
+
+def is_loopback(name: str) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def host_allowed(header: str | None, bound: str, allow: tuple[str, ...] = ()) -> bool:
+    """Whether a request's Host header names this follower: a loopback name or address, the
+    address listened on (``bound``), or one of ``allow`` (names, any port; "*": any Host).
+    Refusing other names keeps web pages out through DNS rebinding."""
+    if "*" in allow:
+        return True
+    if not header:
+        return False
+    name = host_name(header)
+    return is_loopback(name) or name == host_name(bound) or name in {host_name(a) for a in allow}
 
 
 @web.middleware
@@ -223,15 +385,23 @@ class FollowerServer:
         self.pipeline = FramePipeline(segmenter, self.config)
         self.port: int | None = None
         self.trackers: dict[str, HeroTracker] = {}
-        hard_cap = max(4 * self.config.max_payload, 1 << 20)
-        self.sio = socketio.AsyncServer(
-            async_mode="aiohttp", client_manager=_Manager(), logger=_LIBRARY_LOG,
+        self.hard_cap = hard_cap = max(4 * self.config.max_payload, 1 << 20)
+        self.sio = _SocketIOServer(
+            self._junk, async_mode="aiohttp", client_manager=_Manager(), logger=_LIBRARY_LOG,
             engineio_logger=_LIBRARY_LOG, max_http_buffer_size=hard_cap)
         self.sio.eio._async = {
-            **self.sio.eio._async, "translate_request": _translate_request,
+            **self.sio.eio._async,
+            "translate_request": functools.partial(_translate_request, on_junk=self._junk),
             "websocket": functools.partial(_CappedWebSocket, cap=self.config.max_payload,
-                                           hard_cap=hard_cap, on_oversize=self._oversize)}
-        self.app = web.Application(middlewares=[_quadsim_handshake])
+                                           hard_cap=hard_cap, on_oversize=self._oversize,
+                                           on_junk=self._junk)}
+
+        @web.middleware
+        async def guard(request: web.Request, handler):
+            refusal = self._refusal(request)
+            return refusal if refusal is not None else await handler(request)
+
+        self.app = web.Application(middlewares=[guard, _quadsim_handshake])
         self.sio.attach(self.app)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
@@ -340,6 +510,31 @@ class FollowerServer:
             f"a message of {nbytes} bytes"
         self._warn("oversize", f"follower: skipped {what}, the cap is "
                                f"{self.config.max_payload} bytes (oversize: {n} so far)")
+
+    def _junk(self, reason: str, what: str, who: str) -> None:
+        """A message refused below the sensor_frame level: counted as malformed (not as a
+        received frame), one warning line."""
+        n = self.stats.bad(reason)
+        self._warn(reason, f"follower: skipped {what} from {who} ({reason}: {n} so far)")
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """HTTP 403 for a Host that is not this follower; 413 for a body over the HTTP limit
+        (a long-polling POST), at once: Engine.IO's own refusal waited for its queue to drain,
+        and the client timed out first. None: serve the request."""
+        host = request.headers.get("Host")
+        if not host_allowed(host, self.config.host, self.config.allow_hosts):
+            self._warn("host", f"follower: refused a request for Host {_shorten(host or '', 80)!r} "
+                               f"from {request.remote}: not a name of this machine "
+                               "(--allow-host NAME accepts it)")
+            return web.Response(status=403, text="Host not accepted\n")
+        length = request.content_length
+        if length is not None and length > self.hard_cap:
+            n = self.stats.bad("oversize")
+            self._warn("oversize", f"follower: refused a {request.method} of {length} bytes "
+                                   f"from {request.remote}, over the {self.hard_cap}-byte limit "
+                                   f"(HTTP 413; oversize: {n} so far)")
+            return web.Response(status=413, text="Payload too large\n")
+        return None
 
     def _warn(self, kind: str, message: str) -> None:
         now = time.monotonic()
@@ -477,9 +672,13 @@ def serve(segmenter: Segmenter, config: FollowConfig) -> dict:
         log.info("follower: listening on ws://%s:%d/socket.io/ (Engine.IO 3, the protocol of "
                  "JavaScript Socket.IO 1.x/2.x, as QuadSim speaks it); Ctrl-C stops",
                  config.host, port)
-        if config.host not in ("127.0.0.1", "localhost", "::1"):
+        if not is_loopback(host_name(config.host)):
+            served = "any Host header" if "*" in config.allow_hosts else \
+                "requests whose Host header names a loopback address or " + ", ".join(
+                    (config.host, *config.allow_hosts)) + ("" if config.allow_hosts else
+                                                           " (--allow-host NAME adds names)")
             log.warning("follower: listening on %s: anyone who can reach this machine can send "
-                        "frames", config.host)
+                        "frames; serving %s", config.host, served)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
