@@ -47,8 +47,8 @@ def predict_folder(loaded: LoadedModel, images: str | Path, out: str | Path,
                    skip_bad: bool = True) -> list[Path]:
     """Write ``<stem>_prediction.png`` (and ``<stem>_overlay.png``) for every image in ``images``
     (or for ``files`` only). An unreadable image is named in a warning and skipped (refused at
-    the end, after the others, unless ``skip_bad``). Two images
-    that would write one prediction (``X.jpeg`` and ``X.png``) are refused."""
+    the end, after the others, unless ``skip_bad``). Two images that would write one
+    prediction (``X.jpeg`` and ``X.png``) are refused."""
     files = image_files(images) if files is None else files
     stems: dict[str, list[Path]] = {}
     for f in files:
