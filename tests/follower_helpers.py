@@ -14,6 +14,7 @@ import socketio
 from PIL import Image
 
 from followme.data.resize import resize_image
+from followme.follower.geometry import QUADSIM_DEPTH_MAX, QUADSIM_FOCAL
 
 SIZE = 256
 HERO_RGB = (255, 0, 0)
@@ -55,7 +56,8 @@ class QuadSimCamera:
     """A gimbal camera placed the Unity way: its axes come from Unity's rotation, converted to
     ROS, independently of followme.follower.geometry."""
 
-    def __init__(self, position_ros, unity_euler, focal: float = 1.0, size: int = SIZE):
+    def __init__(self, position_ros, unity_euler, focal: float = QUADSIM_FOCAL,
+                 size: int = SIZE):
         self.position = np.asarray(position_ros, float)
         self.unity_euler = unity_euler
         ru = unity_rotation(*unity_euler)
@@ -104,7 +106,7 @@ def disk(size: int, row: float, col: float, radius: float) -> np.ndarray:
     return (rr - row) ** 2 + (cc - col) ** 2 <= radius ** 2
 
 
-def depth_png(depth_m: np.ndarray, depth_max: float = 50.0) -> bytes:
+def depth_png(depth_m: np.ndarray, depth_max: float = QUADSIM_DEPTH_MAX) -> bytes:
     """Metres -> QuadSim's depth image: an RGBA PNG, channel 0 = round(d / depth_max * 255)."""
     value = np.clip(np.round(depth_m / depth_max * 255), 0, 255).astype(np.uint8)
     rgba = np.stack([value, value, value, np.full_like(value, 255)], axis=-1)

@@ -1,5 +1,7 @@
 """Pairing, validation, the decode cache, augmentation and data preparation."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -134,23 +136,79 @@ def test_labels_from_renders_is_the_argmin():
     cam2[0, 1, 0] = 0  # a person
     cam3[1, 0, 0] = 0  # the hero
     assert labels_from_renders(cam2, cam3, cam4).tolist() == [[0, 1], [2, 0]]
+    # the course's uint8 arithmetic: environment at 0 wraps to 255 and loses to a person at 100
+    cam4[1, 1, 0], cam2[1, 1, 0] = 0, 100
+    assert labels_from_renders(cam2, cam3, cam4)[1, 1] == 1
 
 
-def test_prepare_writes_a_valid_layout_and_refuses_to_overwrite(tmp_path):
-    run = tmp_path / "raw" / "run1"
-    run.mkdir(parents=True)
-    for frame in ("00001", "00002"):
-        Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(run / f"cam1_{frame}.png")
+def write_quadsim_run(run: Path, frames: int, hero_col: int = 8) -> None:
+    """QuadSim's recording of one run: IMG/cam1_N.png and its three label renders."""
+    img = run / "IMG"
+    img.mkdir(parents=True)
+    for n in range(frames):
+        frame = f"{n:05d}"
+        Image.fromarray(np.full((16, 16, 3), 90 + n, np.uint8)).save(img / f"cam1_{frame}.png")
         people = np.full((16, 16, 3), 255, np.uint8)
-        people[2:6, 2:4] = 0
+        people[2:6, 2:4] = 40
         hero = np.full((16, 16, 3), 255, np.uint8)
-        hero[8:12, 8:10] = 0
-        Image.fromarray(people).save(run / f"cam2_{frame}.png")
-        Image.fromarray(hero).save(run / f"cam3_{frame}.png")
-        Image.fromarray(np.full((16, 16, 3), 255, np.uint8)).save(run / f"cam4_{frame}.png")
-    out = tmp_path / "out"
-    assert prepare(tmp_path / "raw", out, progress=False) == 2
-    arrays = load_arrays(out, 16)
-    assert arrays.class_pixels.tolist() == [[240, 8, 8], [240, 8, 8]]
+        hero[8:12, hero_col:hero_col + 2] = 30
+        env = np.full((16, 16, 3), 255, np.uint8)
+        env[:, 14:] = 60  # a wall on the right
+        for k, render in ((2, people), (3, hero), (4, env)):
+            Image.fromarray(render).save(img / f"cam{k}_{frame}.png")
+
+
+def test_prepare_reads_the_courses_raw_sim_data_layout(tmp_path):
+    raw = tmp_path / "raw_sim_data"
+    write_quadsim_run(raw / "train" / "run1", 3)
+    write_quadsim_run(raw / "train" / "run2", 2, hero_col=4)
+    write_quadsim_run(raw / "validation" / "run1", 2)
+    (raw / "validation" / "empty_run" / "IMG").mkdir(parents=True)
+    out = tmp_path / "processed"
+    written = prepare(raw, out, progress=False)
+    assert written == {str(out / "train"): 5, str(out / "validation"): 2}
+    names = sorted(p.name for p in (out / "train" / "images").iterdir())
+    # fold id and run name keep run1 of train and run1 of validation apart
+    assert names[0] == "0_run1_cam1_00000.jpeg" and names[-1] == "1_run2_cam1_00001.jpeg"
+    assert sorted(p.name for p in (out / "validation" / "masks").iterdir()) == [
+        "2_run1_mask_00000.png", "2_run1_mask_00001.png"]
+    arrays = load_arrays(out / "train", 16)
+    assert arrays.class_pixels.tolist() == [[240, 8, 8]] * 5
+    labels = arrays.labels[arrays.names.index(pair_key("1_run2_cam1_00000"))]
+    assert (labels[8:12, 4:6] == 2).all() and (labels[2:6, 2:4] == 1).all()
+    assert (labels[:, 14:] == 0).all()
+
+
+def test_prepare_takes_one_run_or_a_folder_of_runs(tmp_path):
+    write_quadsim_run(tmp_path / "runs" / "a", 2)
+    write_quadsim_run(tmp_path / "runs" / "b", 1)
+    assert prepare(tmp_path / "runs", tmp_path / "out", progress=False) == {
+        str(tmp_path / "out"): 3}
+    assert prepare(tmp_path / "runs" / "b", tmp_path / "one", progress=False) == {
+        str(tmp_path / "one"): 1}
+    assert (tmp_path / "one" / "images" / "0_b_cam1_00000.jpeg").exists()
+
+
+def test_prepare_refuses_nothing_found_and_overwrites(tmp_path, capsys):
+    from followme.cli import main
+
+    (tmp_path / "raw" / "run1" / "IMG").mkdir(parents=True)
+    assert main(["data", "prepare", str(tmp_path / "raw"), str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err
+    assert "no cam1_*.png found" in err and str(tmp_path / "raw") in err
+    assert "Traceback" not in err
+    write_quadsim_run(tmp_path / "raw" / "run2", 2)
+    assert main(["data", "prepare", str(tmp_path / "raw"), str(tmp_path / "out")]) == 0
+    assert "wrote 2 image/mask pairs" in capsys.readouterr().out
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
-        prepare(tmp_path / "raw", out, progress=False)
+        prepare(tmp_path / "raw", tmp_path / "out", progress=False)
+
+
+def test_prepare_names_and_skips_a_corrupt_or_incomplete_frame(tmp_path, caplog):
+    write_quadsim_run(tmp_path / "raw" / "run1", 3)
+    img = tmp_path / "raw" / "run1" / "IMG"
+    (img / "cam3_00001.png").write_bytes(b"not a png")
+    (img / "cam4_00002.png").unlink()
+    assert prepare(tmp_path / "raw", tmp_path / "out", progress=False) == {
+        str(tmp_path / "out"): 1}
+    assert "cam3_00001.png" in caplog.text and "missing cam4_00002.png" in caplog.text

@@ -51,6 +51,6 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     (run,) = tmp_path.iterdir()
     result = json.loads((run / "demo.json").read_text())
     assert set(result["loops"]) == {"network", "oracle"} and len(result["scores"]) == 2
-    assert result["loops"]["oracle"]["frames"] == 30
+    assert result["loops"]["oracle"]["frames"] == 15  # 3 s at QuadSim's 5 frames a second
     assert (run / "follow" / "follow.gif").is_file() and (run / "train" / "loss.png").is_file()
     assert "course score on the held-out sim split" in printed and "| hero in view |" in printed

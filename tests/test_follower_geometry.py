@@ -44,8 +44,17 @@ def test_rotation_conventions_by_hand():
     assert np.linalg.det(r) == pytest.approx(1.0)
 
 
-def test_pinhole_axes():
+def test_quadsim_camera_is_the_default():
+    """QuadSim's prefab: 60 degree vertical field of view, 100 m far clip plane."""
     cam = Camera()
+    assert math.degrees(2 * math.atan(0.5 / cam.focal)) == pytest.approx(60.0)
+    assert cam.focal * 256 == pytest.approx(221.70, abs=0.01) and cam.depth_max == 100.0
+    edge = cam.back_project(SIZE / 2 - 0.5, SIZE - 0.5, 1.0, SIZE, SIZE)  # right edge, centred
+    assert math.degrees(math.atan2(-edge[1], edge[0])) == pytest.approx(30.0, abs=0.2)
+
+
+def test_pinhole_axes():
+    cam = Camera(focal=1.0)
     h = w = SIZE
     c = SIZE / 2 - 0.5  # the index of the image centre
     np.testing.assert_allclose(cam.back_project(c, c, 10, h, w), [10, 0, 0])
@@ -67,12 +76,12 @@ def test_range_depth_is_the_distance_along_the_ray():
 
 def test_course_pixel_axes_reproduce_the_course_formula():
     """follower.py: x = (row - c) d / f, y = (col - c) d / f, point = [d, -x, y]."""
-    cam = Camera(pixel_axes="course")
+    cam = Camera(pixel_axes="course", focal=1.0)  # follower.py: fx = the image size
     row, col, d = 40.5, 200.5, 8.0
     c, f = SIZE / 2, SIZE
     expected = [d, -((row + 0.5) - c) * d / f, ((col + 0.5) - c) * d / f]
     np.testing.assert_allclose(cam.back_project(row, col, d, SIZE, SIZE), expected)
-    assert not np.allclose(Camera().back_project(row, col, d, SIZE, SIZE), expected)
+    assert not np.allclose(Camera(focal=1.0).back_project(row, col, d, SIZE, SIZE), expected)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -228,12 +237,12 @@ def test_no_valid_depth_on_the_hero_is_no_target():
 
 
 def test_depth_channel_decoding():
-    cam = Camera()
+    cam = Camera()  # 255 = 100 m, QuadSim's far clip plane
     d = cam.depth_metres(np.array([[0, 1, 51, 254, 255]], np.uint8))
-    assert math.isnan(d[0, 0]) and math.isnan(d[0, 4])
-    np.testing.assert_allclose(d[0, 1:4], [50 / 255, 10.0, 254 * 50 / 255], rtol=1e-6)
-    assert Camera(depth_max=100).depth_metres(np.array([[51]], np.uint8))[0, 0] == \
-        pytest.approx(20.0)
+    assert math.isnan(d[0, 0]) and math.isnan(d[0, 4])  # nothing drawn / the sky
+    np.testing.assert_allclose(d[0, 1:4], [100 / 255, 20.0, 254 * 100 / 255], rtol=1e-6)
+    assert Camera(depth_max=50).depth_metres(np.array([[51]], np.uint8))[0, 0] == \
+        pytest.approx(10.0)  # the course follower.py's reading
 
 
 def test_every_pixel_of_a_level_camera_round_trips():

@@ -181,6 +181,15 @@ def test_object_lost_once_after_k_misses_following_a_sighting():
     assert t.update(hero)[1][1]["id"] == 2  # a sighting resets the count
 
 
+def test_object_lost_on_the_seventh_miss_by_default_as_the_course():
+    """follower.py: ``num_no_see += 1`` per miss, then ``if num_no_see > 6``: object_lost."""
+    t = HeroTracker()
+    t.update(Target((1.0, 2.0, 0.0), (10.0, 10.0), 5.0, 50))
+    answers = [t.update(None) for _ in range(7)]
+    assert answers[:6] == [[]] * 6
+    assert [name for name, _ in answers[6]] == ["object_lost", "delete_marker"]
+
+
 # --- fuzz: 500 malformed messages at a live server ---
 
 def _malformed_messages(valid: dict) -> list:

@@ -83,6 +83,26 @@ def test_long_polling_clients_are_served_too():
         client.close()
 
 
+def test_the_sims_quadsim_client_speaks_as_quadsim_and_is_answered():
+    """``sim serve``'s client: raw WebSocket with EIO=4, Engine.IO 3 framing, pings answered."""
+    from followme.sim.link import SocketIOFollower, quadsim_url
+
+    assert quadsim_url("http://127.0.0.1:4567") == \
+        "ws://127.0.0.1:4567/socket.io/?EIO=4&transport=websocket"
+    with ServerThread(ColourSegmenter(160), FollowConfig(port=0)) as server:
+        link = SocketIOFollower(server.url, server.stats, ping_interval=0.05)
+        events = link.send(synthetic_frame(CAMERA, HERO))
+        assert [name for name, _ in events] == ["object_detected", "create_box_marker"]
+        assert np.linalg.norm(np.array(events[0][1]["coords"]) - HERO) < 0.25
+        time.sleep(0.5)  # about ten pings
+        assert link.connected and 0.04 < link.longest_pong_wait < 0.5
+        assert link.malformed == 0
+        link.close()
+        assert not link.connected
+        snap = server.stats.snapshot(whole_run=True)
+    assert snap["received"] == 1 and snap["malformed"] == 0
+
+
 def test_object_lost_after_k_frames_without_the_hero():
     config = FollowConfig(port=0, lost_after=3)
     with ServerThread(ColourSegmenter(160), config) as server:
@@ -177,8 +197,11 @@ def test_command_line_defaults():
     a = p.parse_args([])
     assert (a.host, a.port, a.model, a.viz, a.record) == ("127.0.0.1", 4567, None, None, None)
     config = config_from_args(a)
-    assert config.min_pixels == 10 and config.lost_after == 6
-    assert config.max_payload == 4 * 1024 * 1024 and config.camera.focal == 1.0
+    assert config.min_pixels == 10 and config.lost_after == 7  # the course: num_no_see > 6
+    # QuadSim's camera: 60 degrees (fx = 221.7 px at 256 px), depth 255 = 100 m
+    assert config.camera.focal * 256 == pytest.approx(221.70, abs=0.01)
+    assert config.camera.depth_max == 100.0
+    assert config.max_payload == 4 * 1024 * 1024
     a = p.parse_args(["--viz", "--host", "0.0.0.0", "--pixel-axes", "course"])
     config = config_from_args(a)
     assert str(config.viz) == "runs/follow/overlay.png" and config.host == "0.0.0.0"
@@ -237,8 +260,9 @@ def test_real_frames_with_the_shipped_model():
         client.close()
     assert len(lost) >= 1
     for coords in (d["coords"] for d in detected):
-        # 10 m ahead of a camera at (0, 0, 2) that looks along x, within its 53 degree view
-        assert coords[0] == pytest.approx(10.0, abs=0.05)
+        # 10 m ahead of a camera at (0, 0, 2) that looks along x, within its 60 degree view;
+        # depth comes in steps of 100 m / 255
+        assert coords[0] == pytest.approx(10.0, abs=100 / 255 / 2 + 1e-6)
         assert abs(coords[1]) <= 5.0 and abs(coords[2] - 2.0) <= 5.0
     snap = server.stats.snapshot(whole_run=True)
     assert snap["processed"] == 50 and snap["malformed"] == 0 and snap["errors"] == 0

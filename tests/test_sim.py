@@ -78,6 +78,7 @@ def test_hero_pixels_where_the_hero_is_in_view(world):
     assert (frame.rgb[hero][:, 0] > frame.rgb[hero][:, 1:].max(1)).mean() > 0.6
     sky = render(world, Pose(0.0, 0.0, 60.0, roll=0.0, pitch=-90.0, yaw=0.0))
     assert (sky.labels == 0).all() and np.isinf(sky.depth).all()
+    assert (encode_depth(sky.depth) == 255).all()  # QuadSim's sky: Linear01Depth = 1
 
 
 def test_depth_at_the_hero_matches_the_distance(world):
@@ -87,7 +88,7 @@ def test_depth_at_the_hero_matches_the_distance(world):
     depth = frame.depth[frame.labels == HERO]
     assert np.isfinite(depth).all()
     assert abs(float(np.median(depth)) - planar) < 0.5
-    # QuadSim's encoding: channel 0 = depth / 50 m x 255
+    # QuadSim's encoding: channel 0 = depth / 100 m (the far clip plane) x 255
     encoded = encode_depth(frame.depth)[..., 0][frame.labels == HERO].astype(float)
     assert abs(np.median(encoded) * DEPTH_MAX / 255 - planar) < 0.5
 
@@ -142,8 +143,14 @@ def test_people_walk_along_the_paths():
 
 def test_pose_strings_and_axes():
     pose = Pose(1.5, -2.25, 10.0, 0.0, 90.0, 30.0)
-    assert pose.to_string() == "1.5000,-2.2500,10.0000,0.0000,90.0000,30.0000"
-    assert Pose.from_string(pose.to_string()) == pose
+    # QuadSim's ranges: roll and yaw in (-360, 0], pitch in [0, 360)
+    assert pose.to_string() == "1.5000,-2.2500,10.0000,0.0000,90.0000,-330.0000"
+    back = Pose.from_string(pose.to_string())
+    np.testing.assert_allclose(back.rotation(), pose.rotation(), atol=1e-12)
+    tilted = Pose(0, 0, 5, 10.0, -20.0, -45.0)
+    assert tilted.to_string() == "0.0000,0.0000,5.0000,-350.0000,340.0000,-45.0000"
+    np.testing.assert_allclose(Pose.from_string(tilted.to_string()).rotation(),
+                               tilted.rotation(), atol=1e-9)
     np.testing.assert_allclose(pose.rotation()[:, 0], [0, 0, -1], atol=1e-12)  # looks down
     pitch, yaw = look_angles([0, 0, 10], [10, 10, 0])
     assert yaw == pytest.approx(45.0) and pitch == pytest.approx(math.degrees(math.atan(

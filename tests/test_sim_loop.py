@@ -40,7 +40,7 @@ def test_oracle_closed_loop_keeps_the_hero_in_view_and_at_distance():
     """60 s of simulated time with the true labels in place of the network."""
     oracle = OracleSegmenter()
     s = run_loop(LoopSettings(seconds=60.0, **SMALL), oracle, progress=False).summary()
-    assert s["frames"] == 600 and oracle.unknown == 0
+    assert s["frames"] == 300 and oracle.unknown == 0  # QuadSim's 5 frames a second
     assert s["hero_in_view_share"] >= 0.95, s
     assert s["within_2_6m_share"] >= 0.90, s
     assert s["wrong_detections"] == s["wrong_target_frames"] == s["set_aside"] == 0
@@ -54,21 +54,22 @@ def test_after_a_blackout_the_quad_searches_and_re_acquires_her():
     metrics = run_loop(settings, OracleSegmenter(), progress=False)
     s = metrics.summary()
     blind = [f for f in metrics.frames if 10.0 <= f.t < 13.0 - 1e-6]
-    assert len(blind) == 30 and all(f.hero_pixels == 0 and not f.detected for f in blind)
+    assert len(blind) == 15 and all(f.hero_pixels == 0 and not f.detected for f in blind)
     assert {f.mode for f in blind} >= {"hold"}
     assert s["losses"] == 1 and s["not_reacquired"] == 0, s
-    assert 2.0 < s["reacquire_max_s"] <= 5.0, s
+    # object_lost on the 7th blind frame (1.2 s in at 5 Hz): her back no sooner than 1.8 s later
+    assert 3.0 - 6 / settings.camera_hz - 1e-6 <= s["reacquire_max_s"] <= 5.0, s
     assert s["wrong_detections"] == 0
 
 
 def test_the_socket_io_loop_is_the_in_process_loop():
-    """10 s with a real python-socketio client/server pair on 127.0.0.1, in lock-step: the same
-    run, frame for frame, as the follower called in process."""
+    """10 s with QuadSim's wire (raw WebSocket, EIO=4, pings) to the real server on 127.0.0.1, in
+    lock-step: the same run, frame for frame, as the follower called in process."""
     settings = LoopSettings(seconds=10.0, seed=3, **SMALL)
     over_socket = run_loop(settings, OracleSegmenter(), socketio=True, progress=False)
     in_process = run_loop(settings, OracleSegmenter(), progress=False)
     s = over_socket.summary()
-    assert s["frames"] == 100 and s["detections"] >= 90 and s["hero_in_view_share"] >= 0.95
+    assert s["frames"] == 50 and s["detections"] >= 45 and s["hero_in_view_share"] >= 0.95
     assert over_socket.frames == in_process.frames
 
 
@@ -101,7 +102,8 @@ def test_follow_to_files_writes_video_plot_and_metrics(tmp_path, video):
 
     from followme.sim.report import figures_table, follow_to_files
 
-    summary = follow_to_files(LoopSettings(seconds=2.0, **SMALL), OracleSegmenter(),
+    summary = follow_to_files(LoopSettings(seconds=2.0, camera_hz=10.0, **SMALL),
+                              OracleSegmenter(),
                               tmp_path, "oracle", video=video, progress=False)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["frames"] == 20 and saved == summary

@@ -34,8 +34,12 @@ def cmd_data_check(a: argparse.Namespace) -> int:
 def cmd_data_prepare(a: argparse.Namespace) -> int:
     from followme.data.prepare import prepare
 
-    n = prepare(a.raw, a.out)
-    print(f"wrote {n} image/mask pairs to {a.out}")
+    written = prepare(a.raw, a.out)
+    for folder, n in written.items():
+        print(f"wrote {n} image/mask pairs to {folder}")
+    if not written:
+        print(f"{a.raw}: no frame could be read (see the warnings above)")
+        return 1
     return 0
 
 
@@ -141,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dirs", nargs="+", metavar="DIR")
     c.add_argument("--skip-bad", action="store_true", help="skip bad files instead of failing")
     c.set_defaults(func=cmd_data_check)
-    c = data_verbs.add_parser("prepare", help="raw QuadSim runs -> images/ + masks/")
+    c = data_verbs.add_parser(
+        "prepare", help="QuadSim recordings (RAW/<run>/IMG/ or RAW/<split>/<run>/IMG/) -> "
+                        "images/ + masks/, as the course's preprocess_ims.py")
     c.add_argument("raw", metavar="RAW")
     c.add_argument("out", metavar="OUT")
     c.set_defaults(func=cmd_data_prepare)

@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``followme follow`` options."""
-    from followme.follower.geometry import DEPTH_KINDS, PIXEL_AXES
+    from followme.follower.geometry import (
+        DEPTH_KINDS,
+        PIXEL_AXES,
+        QUADSIM_DEPTH_MAX,
+        QUADSIM_FOCAL,
+    )
 
     p.add_argument("--model", metavar="CKPT",
                    help="a checkpoint or an .onnx export (default: the shipped model)")
@@ -40,17 +45,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="save frames and predicted masks in the RoboND layout")
     p.add_argument("--min-pixels", type=int, default=10, metavar="N",
                    help="the hero needs more mask pixels than this (default 10)")
-    p.add_argument("--lost-after", type=int, default=6, metavar="K",
-                   help="object_lost after K frames in a row without the hero (default 6)")
+    p.add_argument("--lost-after", type=int, default=7, metavar="K",
+                   help="object_lost on the K-th frame in a row without the hero (default 7, "
+                        "as the course's follower.py: num_no_see > 6)")
     p.add_argument("--max-payload-mb", type=float, default=4.0, metavar="MIB",
                    help="messages over this many MiB are skipped (default 4)")
     p.add_argument("--log-every", type=float, default=10.0, metavar="S",
                    help="seconds between stats lines (default 10)")
     g = p.add_argument_group("camera conventions QuadSim leaves open (see follower/geometry.py)")
-    g.add_argument("--focal", type=float, default=1.0, metavar="F",
-                   help="focal length in image widths (default 1: fx = image size, as the course)")
-    g.add_argument("--depth-max", type=float, default=50.0, metavar="M",
-                   help="metres that depth value 255 stands for (default 50)")
+    g.add_argument("--focal", type=float, default=QUADSIM_FOCAL, metavar="F",
+                   help=f"focal length in image widths (default {QUADSIM_FOCAL:.4f}: QuadSim's "
+                        "60 degree camera; 1 is the course follower.py's fx = image size)")
+    g.add_argument("--depth-max", type=float, default=QUADSIM_DEPTH_MAX, metavar="M",
+                   help=f"metres that depth value 255 stands for (default {QUADSIM_DEPTH_MAX:g}: "
+                        "QuadSim's far clip plane; the course's follower.py read 50)")
     g.add_argument("--depth-kind", choices=DEPTH_KINDS, default="planar",
                    help="depth along the optical axis (planar, default) or along the ray (range)")
     g.add_argument("--pixel-axes", choices=PIXEL_AXES, default="pinhole",

@@ -27,18 +27,36 @@ Pixels
     with u to the right and v down. The principal point is the image centre (W/2, H/2).
 
 Pinhole
-    fx = fy = focal * W (the course: focal = 1, fx = the image size, a 53.1 degree field of
-    view), cx = W/2, cy = H/2. With planar depth d (distance along the optical axis):
-    x = d, y = -(u - cx) d / fx, z = -(v - cy) d / fy. With range r (distance along the ray) the
-    same direction is scaled to length r.
+    fx = fy = focal * W, cx = W/2, cy = H/2. With planar depth d (distance along the optical
+    axis): x = d, y = -(u - cx) d / fx, z = -(v - cy) d / fy. With range r (distance along the
+    ray) the same direction is scaled to length r.
+
+QuadSim's camera, from its source (udacity/RoboND-QuadRotor-Unity-Simulator at 6b4c7d0; the
+prefab and scene are binary Unity files, so values are quoted by object and field):
+
+- Field of view: the colour camera ``GimbalCamera`` of ``Assets/Prefabs/Quad Drone.prefab`` has
+  ``field of view`` 60 (Unity's is vertical; the 256x256 render texture ``RGBCam.renderTexture``
+  is square), and the scene ``proto4.unity`` does not override it. So fx = 128 / tan(30 deg) =
+  221.7 px at 256 px: ``focal`` = ``QUADSIM_FOCAL`` = 0.866 image widths. The course's
+  follower.py (udacity/RoboND-DeepLearning-Project ``code/follower.py:80-87``, 18216d8) used
+  fx = the image size, a 53.1 degree view, with no field of view in sight; ``--focal 1`` keeps it.
+- Depth scale: the depth image is that same camera's depth buffer through the ``ConvertDepth``
+  shader, ``Linear01Depth`` (``RGBToDepth.cs:35``; ``DepthMat.mat`` switched to ConvertDepth in
+  8929f85), so 255 is the far clip plane and the sky is 255. The prefab's far clip is 100 m at
+  HEAD: 8ab95be ("Set color&depth cam back to 50m far clip", 2017-10-02 12:07) was undone 23
+  minutes later by b80b193 ("Undid previous commit. Back to 100m clip"). The course's follower
+  reads 255 as 50 m (``follower.py:144``, changed from 100 in 2ec8478, 2017-09-28), which
+  matches only those 23 minutes. The evidence is split between the two repositories; the
+  simulator's own file is the stronger one, so ``depth_max`` = ``QUADSIM_DEPTH_MAX`` = 100 m and
+  ``--depth-max 50`` gives the course's reading. (QuadSim steers by its own hero, not by the
+  coordinates the follower sends: ``CommandServer.OnObjectDetected`` checks line of sight to its
+  true target, so the scale only moves the box markers.)
 
 Where QuadSim's convention is ambiguous, it is a parameter (and a ``followme follow`` flag):
 
-- QuadSim does not send its camera's field of view: ``focal`` (``--focal``), in image widths.
-- The depth scale: 50 m at 255 in the course's last follower.py (an earlier one used 100 m):
-  ``depth_max`` (``--depth-max``).
-- Whether depth channel 0 is planar depth (a depth buffer, the default) or range along the ray:
-  ``depth_kind`` (``--depth-kind``).
+- ``focal`` (``--focal``), in image widths, and ``depth_max`` (``--depth-max``), above.
+- Whether depth channel 0 is planar depth (a depth buffer, the default, as ``Linear01Depth``
+  gives) or range along the ray: ``depth_kind`` (``--depth-kind``).
 - The course's follower.py took y from the *row* and z from the *column*, with z growing
   downwards: ``[d, -(row - c) d / f, (col - c) d / f]``. That is only right for an image that is
   transposed and flipped; QuadSim's images are upright (people stand upright in the RoboND
@@ -54,6 +72,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+QUADSIM_FOV_DEG = 60.0  # vertical = horizontal: square images
+QUADSIM_FOCAL = 0.5 / math.tan(math.radians(QUADSIM_FOV_DEG / 2))  # fx / image width
+QUADSIM_DEPTH_MAX = 100.0  # metres at depth value 255: the colour camera's far clip plane
 DEPTH_KINDS = ("planar", "range")
 PIXEL_AXES = ("pinhole", "course")
 
@@ -154,8 +175,8 @@ class Camera:
     depth in metres that the value 255 stands for.
     """
 
-    focal: float = 1.0
-    depth_max: float = 50.0
+    focal: float = QUADSIM_FOCAL
+    depth_max: float = QUADSIM_DEPTH_MAX
     depth_kind: str = "planar"
     pixel_axes: str = "pinhole"
 

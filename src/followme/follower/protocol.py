@@ -5,8 +5,8 @@ QuadSim (its ``CommandServer.cs``) emits ``sensor_frame`` with five string field
 
 - ``timestamp``: seconds since 1970;
 - ``rgb_image``: base64 JPEG, 256 x 256 RGB;
-- ``depth_image``: base64 PNG (RGBA; JPEG also accepted) whose channel 0 is depth, value / 255 *
-  50 m;
+- ``depth_image``: base64 PNG (RGBA; JPEG also accepted) whose channel 0 is planar depth,
+  value / 255 * the far clip plane (100 m, ``geometry.QUADSIM_DEPTH_MAX``), the sky 255;
 - ``pose`` and ``gimbal_pose``: "x,y,z,roll,pitch,yaw", ROS world frame, degrees
   (``geometry.parse_pose``).
 
@@ -158,7 +158,9 @@ def create_box_marker(marker_id: int, world: tuple[float, float, float],
 
 
 def delete_marker(marker_id: int) -> dict:
-    """-1 deletes every marker."""
+    """Deletes the marker with this id. The course's ``sio_msgs.py`` says -1 deletes every
+    marker, but QuadSim's ``MarkerMaker.DeleteMarker`` (``MarkerMaker.cs:64-73``, 74d34c8) has no
+    such case: -1 deletes only a marker whose id is -1."""
     return {"id": int(marker_id)}
 
 

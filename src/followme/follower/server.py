@@ -5,13 +5,16 @@ Wire protocol
     QuadSim's Unity client (Fabio Panettieri's "SocketIO for Unity", 2014-2017) speaks the
     Socket.IO protocol of JavaScript Socket.IO 1.x/2.x, that is Engine.IO protocol 3. It opens a
     WebSocket straight away (no long-polling first) at
-    ``ws://127.0.0.1:4567/socket.io/?EIO=4&transport=websocket`` (its default URL says EIO=4
-    but it frames, pings and connects as Engine.IO 3), never sends a namespace CONNECT, and pings
-    the server every 25 s. The server is therefore python-socketio 4.6.1 with python-engineio
-    3.14.2, the last of the lines that speak that protocol (python-socketio's compatibility
-    table); 5.x speaks only Socket.IO 3/4 and QuadSim cannot talk to it. Engine.IO 3.14 refuses
-    EIO=4 in a handshake, so a WebSocket handshake that asks for EIO=4 is answered as EIO=3 (a
-    genuine Socket.IO 3/4 client starts with long-polling, which still gets the clear refusal).
+    ``ws://127.0.0.1:4567/socket.io/?EIO=4&transport=websocket`` (its default URL says EIO=4 but
+    it frames, pings and connects as Engine.IO 3), never sends a namespace CONNECT, and pings
+    the server every 0.33 s (the scene's ``pingInterval``, set from 25 in a8192aa); 3 s without
+    a pong or a server ping drops the quad from Follow to Patrol (``CommandServer.cs:96-101``),
+    so an event loop that stalls for 3 s loses the hero. The server is therefore python-socketio
+    4.6.1 with python-engineio 3.14.2, the last of the lines that speak that protocol
+    (python-socketio's compatibility table); 5.x speaks only Socket.IO 3/4 and QuadSim cannot
+    talk to it. Engine.IO 3.14 refuses EIO=4 in a handshake, so a WebSocket handshake that asks
+    for EIO=4 is answered as EIO=3 (a genuine Socket.IO 3/4 client starts with long-polling,
+    which still gets the clear refusal).
 
 Serving
     python-socketio 4.x's ``AsyncServer`` on aiohttp. Its threading mode cannot serve WebSocket
@@ -84,7 +87,7 @@ class FollowConfig:
     host: str = "127.0.0.1"
     port: int = 4567
     min_pixels: int = 10  # the hero needs more mask pixels than this
-    lost_after: int = 6  # object_lost after this many frames in a row without the hero
+    lost_after: int = 7  # object_lost on this miss in a row (the course: num_no_see > 6)
     max_payload: int = MAX_PAYLOAD  # bytes of one message
     frame_size: int = FRAME_SIZE
     camera: Camera = field(default_factory=Camera)
@@ -128,12 +131,14 @@ class FramePipeline:
 class HeroTracker:
     """One client's quad: the events to send after each processed frame.
 
-    Hero found: object_detected and a box marker. After ``lost_after`` processed frames in a row
-    without the hero, following a sighting: object_lost once (and the last marker deleted).
+    Hero found: object_detected and a box marker. On the ``lost_after``-th processed frame in a
+    row without the hero, following a sighting: object_lost once (and the last marker deleted).
+    The course's follower.py sends object_lost when ``num_no_see > 6``, the 7th miss
+    (``code/follower.py:175``, 18216d8): the default.
     Malformed and dropped frames do not count either way.
     """
 
-    def __init__(self, lost_after: int = 6):
+    def __init__(self, lost_after: int = 7):
         self.lost_after = lost_after
         self.seen = False
         self.misses = 0

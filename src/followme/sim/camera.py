@@ -1,5 +1,6 @@
-"""The quad's gimbal camera: a 256x256 pinhole (fx = fy = 256, principal point at the image
-centre) rendered by PyBullet's TinyRenderer (CPU, no shadows).
+"""The quad's gimbal camera: a 256x256 pinhole with QuadSim's 60 degree field of view (fx = fy =
+221.7 px, principal point at the image centre) and 100 m far clip plane, rendered by PyBullet's
+TinyRenderer (CPU, no shadows). The evidence for both is in ``follower/geometry.py``.
 
 Camera body frame (as ``gimbal_pose`` describes it, like QuadSim): x along the optical axis,
 y towards the image's left edge, z towards the image's top edge. Image: row 0 at the top,
@@ -7,24 +8,24 @@ column 0 at the left; pixel (row, col) is centred at (v, u) = (row + 0.5, col + 
 
 A world point at camera-frame (x, y, z) lands at u = cx - fx y / x, v = cy - fy z / x, and its
 planar depth is x. ``Frame.depth`` is that planar depth in metres (inf where nothing was drawn);
-``encode_depth`` writes it as QuadSim does: channel 0 = depth / 50 m x 255.
+``encode_depth`` writes it as QuadSim does: channel 0 = depth / 100 m x 255, the sky 255.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from followme.follower.geometry import QUADSIM_DEPTH_MAX, QUADSIM_FOCAL, QUADSIM_FOV_DEG
 from followme.sim.engine import pybullet as p
 from followme.sim.pose import Pose
 
 SIZE = 256
-FOCAL_PX = 256.0
-FOV_DEG = math.degrees(2 * math.atan(SIZE / 2 / FOCAL_PX))   # 53.13 degrees
-NEAR, FAR = 0.1, 200.0
-DEPTH_MAX = 50.0
+FOV_DEG = QUADSIM_FOV_DEG
+FOCAL_PX = SIZE * QUADSIM_FOCAL  # 221.7
+NEAR, FAR = 0.1, QUADSIM_DEPTH_MAX  # the prefab's clip planes
+DEPTH_MAX = QUADSIM_DEPTH_MAX
 
 
 @dataclass
@@ -62,12 +63,10 @@ def depth_from_buffer(buffer: np.ndarray, near: float = NEAR, far: float = FAR) 
 
 def encode_depth(depth: np.ndarray, depth_max: float = DEPTH_MAX) -> np.ndarray:
     """Planar depth (H, W) metres -> QuadSim's depth image (H, W, 3) uint8, every channel
-    depth / depth_max x 255: 0 where nothing was drawn, 255 at or beyond depth_max, and at
-    least 1 where something was."""
-    finite = np.isfinite(depth)
-    v = np.clip(np.rint(np.where(finite, depth, 0) / depth_max * 255), 1, 255)
-    v = np.where(finite, v, 0).astype(np.uint8)
-    return np.repeat(v[..., None], 3, axis=2)
+    depth / depth_max x 255 (``Linear01Depth`` of the far clip plane): 255 at or beyond
+    depth_max and where nothing was drawn (the sky)."""
+    v = np.clip(np.rint(np.where(np.isfinite(depth), depth, depth_max) / depth_max * 255), 0, 255)
+    return np.repeat(v.astype(np.uint8)[..., None], 3, axis=2)
 
 
 def project(pose: Pose, point: np.ndarray) -> tuple[float, float, float]:

@@ -20,7 +20,8 @@ def _add_run_arguments(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--minutes", type=float, default=1.0, help="simulated minutes (default 1)")
     p.add_argument("--people", type=int, default=20, help="people besides the hero (20)")
     p.add_argument("--seed", type=int, default=0, help="the world and the start")
-    p.add_argument("--camera-hz", type=float, default=10.0, help="sensor frames a second (10)")
+    p.add_argument("--camera-hz", type=float, default=5.0,
+                   help="sensor frames a second (5, as QuadSim's CommandServer.cs)")
     p.add_argument("--distance", type=float, default=3.0, help="metres to keep (3)")
     p.add_argument("--height", type=float, default=2.5, help="metres above the ground (2.5)")
     p.add_argument("--blackout", type=float, default=0.0, metavar="S",
@@ -73,6 +74,9 @@ def _print(summary: dict, name: str) -> None:
     from followme.sim.report import figures_table
 
     print(figures_table({name: summary}))
+    if "longest_pong_wait_s" in summary:
+        print(f"longest wait for a pong: {summary['longest_pong_wait_s']:.2f} s (QuadSim "
+              "drops from Follow to Patrol after 3 s)")
     for key in ("video", "frame", "plot"):
         if key in summary:
             print(f"{key}: {summary[key]}")
@@ -116,6 +120,7 @@ def cmd_sim_serve(a: argparse.Namespace) -> int:
     finally:
         paths = files.close()
     summary = write_report(loop.metrics, out, f"sim serve -> {url}", settings,
-                           {"follower": url, **paths})
+                           {"follower": url, "longest_pong_wait_s": loop.longest_pong_wait,
+                            **paths})
     _print(summary, url)
     return 0

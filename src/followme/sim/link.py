@@ -2,11 +2,12 @@
 
   InProcessFollower   the follower's own per-frame path called directly:
                       protocol.parse_sensor_frame -> server.FramePipeline -> server.HeroTracker
-  SocketIOFollower    a python-socketio 4.x client (Engine.IO 3, WebSocket, as QuadSim) that
-                      emits ``sensor_frame`` and collects object_detected, create_box_marker,
-                      delete_marker and object_lost. Given the stats of a follower it started
-                      itself (``ServerThread``) it runs in lock-step: ``send`` returns once that
-                      frame's events have arrived, so a run in simulated time is repeatable.
+  SocketIOFollower    QuadSim's own client on the wire (a raw WebSocket asking EIO=4, Engine.IO
+                      3 framing, pings every 0.33 s) that emits ``sensor_frame`` and collects
+                      object_detected, create_box_marker, delete_marker and object_lost.
+                      Given the stats of a follower it started itself (``ServerThread``) it
+                      runs in lock-step: ``send`` returns once that frame's events have
+                      arrived, so a run in simulated time is repeatable.
                       Without them it streams, as QuadSim does: ``send`` returns what has
                       arrived so far.
 
@@ -15,12 +16,15 @@ Both return events as (name, payload) pairs, in the order the follower sent them
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
-import socketio
+import websocket
 
 from followme.follower import protocol
 from followme.follower.server import FollowConfig, FramePipeline, HeroTracker, Segmenter
@@ -28,9 +32,14 @@ from followme.follower.worker import FollowerStats
 
 Event = tuple[str, dict]
 EVENTS = ("object_detected", "create_box_marker", "delete_marker", "object_lost")
-# python-socketio and python-engineio log every packet at INFO: keep them to warnings
-_LIBRARY_LOG = logging.getLogger("followme.sim.socketio")
-_LIBRARY_LOG.setLevel(logging.WARNING)
+QUADSIM_PING_INTERVAL = 0.33  # the scene's SocketIOComponent.pingInterval (a8192aa)
+
+
+def quadsim_url(url: str) -> str:
+    """``http://HOST:PORT`` -> the WebSocket URL QuadSim dials (``SocketIOComponent.cs:45``)."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
+    return f"{scheme}://{parts.netloc}/socket.io/?EIO=4&transport=websocket"
 
 
 class InProcessFollower:
@@ -50,31 +59,92 @@ class InProcessFollower:
 
 
 class SocketIOFollower:
-    """A QuadSim-like Socket.IO client of the follower at ``url``; ``stats``: the follower's own
-    counters, for lock-step (see the module docstring)."""
+    """A client of the follower at ``url`` that speaks as QuadSim's ``SocketIOComponent.cs``
+    does: a raw WebSocket to ``/socket.io/?EIO=4&transport=websocket`` (no long-polling, no
+    namespace CONNECT), Engine.IO 3 framing (``42["sensor_frame",{...}]``), and a ping ("2")
+    every ``ping_interval`` s (the scene's 0.33) whose pong ("3") QuadSim's watchdog waits for:
+    3 s without one drops the quad to Patrol. ``longest_pong_wait`` is the longest time this
+    client went without a pong, the follower's worst stall as QuadSim would see it.
 
-    def __init__(self, url: str, stats: FollowerStats | None = None, timeout: float = 30.0):
-        self.stats, self.timeout = stats, timeout
+    ``stats``: the follower's own counters, for lock-step (see the module docstring);
+    ``on_event(name, payload, arrival_time)`` is called on the reader thread for every event."""
+
+    def __init__(self, url: str, stats: FollowerStats | None = None, timeout: float = 30.0,
+                 ping_interval: float = QUADSIM_PING_INTERVAL,
+                 on_event: Callable[[str, dict, float], None] | None = None):
+        self.stats, self.timeout, self.on_event = stats, timeout, on_event
         self._cond = threading.Condition()
         self._inbox: list[Event] = []
         self._handled: Counter[str] = Counter()
         self.sent = 0
-        self.client = socketio.Client(reconnection=False, logger=_LIBRARY_LOG,
-                                      engineio_logger=_LIBRARY_LOG)
-        for name in EVENTS:
-            self.client.on(name, self._handler(name))
-        self.client.connect(url, transports=["websocket"])
+        self.malformed = 0  # messages from the follower that were not Engine.IO 3 packets
+        self._send_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._ws = websocket.create_connection(quadsim_url(url), timeout=timeout)
+        self._ws.settimeout(None)
+        self._last_pong = time.monotonic()
+        self.longest_pong_wait = 0.0
+        self.connected = True
+        self._threads = [threading.Thread(target=self._read, daemon=True, name="quadsim-read"),
+                         threading.Thread(target=self._ping, args=(ping_interval,), daemon=True,
+                                          name="quadsim-ping")]
+        for t in self._threads:
+            t.start()
 
-    def _handler(self, name: str):
-        def handle(data):   # python-socketio runs each on a thread of its own
+    def _write(self, packet: str) -> None:
+        with self._send_lock:
+            self._ws.send(packet)
+
+    def _read(self) -> None:
+        try:
+            while not self._closed.is_set():
+                message = self._ws.recv()
+                now = time.monotonic()
+                if not isinstance(message, str) or not message:
+                    self.malformed += 1
+                elif message == "3":
+                    with self._cond:
+                        self.longest_pong_wait = max(self.longest_pong_wait,
+                                                     now - self._last_pong)
+                        self._last_pong = now
+                elif message == "2":  # a server ping: QuadSim answers it
+                    self._write("3")
+                elif message.startswith("42"):
+                    self._event(message[2:], now)
+                elif not (message[0] == "0" or message in ("40", "41", "6")):
+                    self.malformed += 1  # open, namespace connect/disconnect, noop: fine
+        except (websocket.WebSocketException, OSError):
+            pass
+        finally:
+            self.connected = False
             with self._cond:
-                self._inbox.append((name, data))
-                self._handled[name] += 1
                 self._cond.notify_all()
-        return handle
+
+    def _event(self, body: str, now: float) -> None:
+        try:
+            name, payload = json.loads(body)
+        except (ValueError, TypeError):
+            self.malformed += 1
+            return
+        if self.on_event is not None:
+            self.on_event(name, payload, now)
+        with self._cond:
+            self._inbox.append((name, payload))
+            self._handled[name] += 1
+            self._cond.notify_all()
+
+    def _ping(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            try:
+                self._write("2")
+            except (websocket.WebSocketException, OSError):
+                return
+            with self._cond:
+                self.longest_pong_wait = max(self.longest_pong_wait,
+                                             time.monotonic() - self._last_pong)
 
     def send(self, fields: dict) -> list[Event]:
-        self.client.emit("sensor_frame", fields)
+        self._write("42" + json.dumps(["sensor_frame", fields], separators=(",", ":")))
         self.sent += 1
         if self.stats is not None:
             self._wait_for_answer()
@@ -109,4 +179,9 @@ class SocketIOFollower:
                                f"within {self.timeout:g} s")
 
     def close(self) -> None:
-        self.client.disconnect()
+        self._closed.set()
+        self.connected = False
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            self._ws.close()
+        for t in self._threads:
+            t.join(2.0)

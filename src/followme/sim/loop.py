@@ -43,7 +43,7 @@ class LoopSettings:
     seed: int = 0
     world_size: float = 80.0      # m
     px_per_m: float = 20.0        # ground texture resolution
-    camera_hz: float = 10.0       # sensor frames per simulated second
+    camera_hz: float = 5.0        # sensor frames per second: QuadSim's broadcastFrequency
     dt: float = 0.05              # s, one world/quad step
     start_distance: float = 8.0   # m from the hero, horizontally, at the start
     start_height: float = 6.0     # m: the quad starts on patrol with the hero in view
@@ -151,6 +151,7 @@ class ClosedLoop:
         self.metrics = LoopMetrics()
         self.markers: dict[int, tuple[np.ndarray, float]] = {}   # id -> (position, expiry)
         self.epoch = time.time()
+        self.longest_pong_wait = 0.0  # over the wire: the follower's longest silence to pings
 
     @property
     def time(self) -> float:
@@ -184,9 +185,7 @@ class ClosedLoop:
             elif name == "create_box_marker":
                 self.markers[int(data["id"])] = (np.asarray(data["pose"][:3], float),
                                                  self.time + float(data.get("duration", 0.4)))
-            elif name == "delete_marker":
-                if int(data["id"]) == -1:
-                    self.markers.clear()
+            elif name == "delete_marker":  # by id only: QuadSim has no "-1 deletes all"
                 self.markers.pop(int(data["id"]), None)
         self.markers = {k: v for k, v in self.markers.items() if v[1] >= self.time}
         people = np.array([w.position for w in self.world.people])

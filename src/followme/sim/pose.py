@@ -58,13 +58,17 @@ class Pose:
         return rotation_rpy(self.roll, self.pitch, self.yaw)
 
     def to_string(self) -> str:
-        """QuadSim's "x,y,z,roll,pitch,yaw", four decimals (C#'s "N4" below 1000)."""
-        return ",".join(f"{v:.4f}" for v in (self.x, self.y, self.z, self.roll, self.pitch,
-                                              self.yaw))
+        """QuadSim's "x,y,z,roll,pitch,yaw", four decimals (C#'s "N4" below 1000), the angles in
+        QuadSim's ranges: it sends ``ToRos(-eulerAngles)`` (``CommandServer.cs:345``) of Unity's
+        angles in [0, 360), so roll and yaw lie in (-360, 0] and pitch in [0, 360)."""
+        roll, yaw = (-((-a) % 360.0) + 0.0 for a in (self.roll, self.yaw))
+        return ",".join(f"{v:.4f}" for v in (self.x, self.y, self.z, roll, self.pitch % 360.0,
+                                              yaw))
 
     @classmethod
     def from_string(cls, text: str) -> Pose:
-        """The inverse of ``to_string`` (plain numbers only)."""
+        """The inverse of ``to_string`` (plain numbers only), angles as written: equal to the
+        pose's own modulo 360, the same rotation."""
         values = [float(v) for v in text.split(",")]
         if len(values) != 6:
             raise ValueError(f"pose {text[:80]!r}: expected six numbers x,y,z,roll,pitch,yaw")

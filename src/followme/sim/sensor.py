@@ -1,6 +1,6 @@
 """A rendered frame -> QuadSim's ``sensor_frame`` event fields, as its ``CommandServer.cs`` sends
 them: ``timestamp`` (seconds, a string), ``rgb_image`` (base64 JPEG, Unity's default quality
-75), ``depth_image`` (base64 RGBA PNG, channel 0 = depth / 50 m x 255), ``pose`` and
+75), ``depth_image`` (base64 RGBA PNG, channel 0 = depth / 100 m x 255, the sky 255), ``pose`` and
 ``gimbal_pose`` ("x,y,z,roll,pitch,yaw", four decimals)."""
 
 from __future__ import annotations

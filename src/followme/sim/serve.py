@@ -1,8 +1,10 @@
 """``followme sim serve``: the simulated world in QuadSim's place, a Socket.IO client of a
 follower (``followme follow``, or the course's follower.py).
 
-Like QuadSim it dials ``http://HOST:PORT`` (Engine.IO 3 over a WebSocket) and retries until the
-follower is up, then streams ``sensor_frame`` events at the camera rate in real time and obeys
+Like QuadSim it dials ``ws://HOST:PORT/socket.io/?EIO=4&transport=websocket`` (a raw WebSocket,
+Engine.IO 3 framing, a ping every 0.33 s: ``link.SocketIOFollower``) and retries until the
+follower is up, then streams ``sensor_frame`` events at the camera rate (QuadSim's 5 Hz) in real
+time and obeys
 object_detected, create_box_marker, delete_marker and object_lost. Simulated time keeps to the
 wall clock: when a frame takes longer than a camera period, the world steps on and the frame
 rate drops, as QuadSim's would. A follower that goes away is dialled again.
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-import socketio
+import websocket
 
 from followme.sim.link import SocketIOFollower
 from followme.sim.loop import ClosedLoop, LoopSettings, Observer, OracleSegmenter
@@ -30,7 +32,7 @@ def connect(url: str, wait: float) -> SocketIOFollower:
     while True:
         try:
             return SocketIOFollower(url)
-        except socketio.exceptions.ConnectionError as e:
+        except (OSError, websocket.WebSocketException) as e:
             if time.monotonic() >= deadline:
                 raise ConnectionError(f"no follower answered at {url} within {wait:g} s: start "
                                       "`followme follow` (or pass --host/--port)") from e
@@ -55,8 +57,9 @@ def serve_sim(settings: LoopSettings, url: str, observers: Iterable[Observer] = 
                  settings.camera_hz)
         start = time.monotonic()
         while loop.time < settings.seconds and not (stop and stop.is_set()):
-            if not link.client.connected:
+            if not link.connected:
                 log.warning("sim serve: the follower went away; dialling again")
+                loop.longest_pong_wait = max(loop.longest_pong_wait, link.longest_pong_wait)
                 link.close()
                 link = connect(url, wait)
             frame, fields = loop.capture()
@@ -74,6 +77,9 @@ def serve_sim(settings: LoopSettings, url: str, observers: Iterable[Observer] = 
     finally:
         loop.metrics.finish(loop.time)
         if link is not None:
+            loop.longest_pong_wait = max(loop.longest_pong_wait, link.longest_pong_wait)
             link.close()
+            log.info("sim serve: longest wait for a pong %.2f s (QuadSim drops to Patrol after "
+                     "3 s)", loop.longest_pong_wait)
         loop.close()
     return loop
