@@ -78,7 +78,7 @@ def test_sim_serve_streams_to_a_follower_in_real_time():
 
     oracle = OracleSegmenter()
     with ServerThread(oracle, FollowConfig(port=0)) as server:
-        loop = serve_sim(LoopSettings(seconds=3.0, **SMALL), server.url, wait=10,
+        loop = serve_sim(LoopSettings(seconds=3.0, camera_hz=10.0, **SMALL), server.url, wait=10,
                          oracle=oracle)
         snap = server.stats.snapshot(whole_run=True)
     s = loop.metrics.summary()

@@ -82,3 +82,32 @@ def test_far_hero_images_are_drawn_more_often():
     weights = training.sampling_weights(np.array([0, 50, 5000, 0]), far_weight=3.0)
     order = training.epoch_order(weights, seed=0, epoch=0)
     assert weights.tolist() == [1, 4, 1, 1] and len(order) == 4
+
+
+def test_the_course_recipe_is_the_seed_notebooks(tmp_path, tiny_robond, monkeypatch):
+    """--recipe course: seed FCN, Adam at 0.01 held constant, batch 150, 50 epochs of 50 steps,
+    no augmentation, plain cross-entropy; flags given on the command line win."""
+    course = TrainConfig.from_recipe("course")
+    assert (course.model, course.lr, course.batch_size, course.epochs, course.steps_per_epoch,
+            course.optimizer, course.schedule) == ("seed", 0.01, 150, 50, 50, "adam", "constant")
+    assert course.augment == NO_AUGMENT and course.dice_weight == course.far_hero_weight == 0
+    assert TrainConfig.from_recipe("course", lr=1e-3).lr == 1e-3
+    assert TrainConfig.from_recipe("course").augment is not course.augment  # not shared
+    with pytest.raises(ValueError, match="--recipe nope"):
+        TrainConfig.from_recipe("nope")
+
+    from followme.cli import main
+
+    seen = []
+    real_step = training.train_step
+    monkeypatch.setattr(training, "train_step",
+                        lambda m, opt, *a, **k: seen.append(opt) or real_step(m, opt, *a, **k))
+    out = tmp_path / "course"
+    assert main(["train", "--recipe", "course", "--train", str(tiny_robond), "--out", str(out),
+                 "--batch-size", "4", "--epochs", "2", "--steps-per-epoch", "5",
+                 "--image-size", "32", "--threads", "1", "--device", "cpu"]) == 0
+    state = read_checkpoint(out / "last.pt")
+    assert state["model_name"] == "seed" and state["train_config"]["optimizer"] == "adam"
+    assert len(seen) == 10  # 2 epochs of 5 steps, over 8 images in batches of 4
+    assert type(seen[0]) is torch.optim.Adam and seen[0].param_groups[0]["weight_decay"] == 0
+    assert [h["lr"] for h in state["train_state"]["history"]] == [0.01, 0.01]

@@ -51,18 +51,22 @@ def cmd_model_summary(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from followme.data.augment import AugmentConfig
+    from dataclasses import replace
+
     from followme.training import TrainConfig, train
 
-    cfg = TrainConfig(
-        train=a.train, val=a.val, model=a.model, out=a.out, minutes=a.minutes,
-        epochs=30 if a.epochs is None else a.epochs, epochs_given=a.epochs is not None,
-        batch_size=a.batch_size, lr=a.lr, image_size=a.image_size, seed=a.seed,
+    # flags left out take the recipe's value, then TrainConfig's default
+    chosen = {"model": a.model, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
+              "dice_weight": a.dice_weight, "far_hero_weight": a.far_hero_weight,
+              "steps_per_epoch": a.steps_per_epoch}
+    cfg = TrainConfig.from_recipe(
+        a.recipe, **{k: v for k, v in chosen.items() if v is not None},
+        train=a.train, val=a.val, out=a.out, minutes=a.minutes,
+        epochs_given=a.epochs is not None, image_size=a.image_size, seed=a.seed,
         threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume, init=a.init,
-        max_batches=a.max_batches, val_every=a.val_every, dice_weight=a.dice_weight,
-        far_hero_weight=a.far_hero_weight, bf16=False if a.no_bf16 else None,
-        augment=AugmentConfig(paste=a.paste),
-    )
+        max_batches=a.max_batches, val_every=a.val_every, bf16=False if a.no_bf16 else None)
+    if a.paste is not None:
+        cfg.augment = replace(cfg.augment, paste=a.paste)
     row = train(cfg)
     print(json.dumps(row))
     return 130 if row.get("interrupted") else 0
@@ -134,6 +138,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from followme.models import DEFAULT_MODEL, MODELS
+    from followme.training import RECIPES
 
     p = argparse.ArgumentParser(prog="followme", description=__doc__.split("\n")[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -163,11 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--train", required=True, nargs="+", metavar="DIR",
                    help="RoboND folder(s); several train as one set (e.g. real and sim data)")
     c.add_argument("--val", metavar="DIR", help="RoboND or grading folder, scored each epoch")
-    c.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS))
+    c.add_argument("--recipe", default="default", choices=sorted(RECIPES),
+                   help="default: ours; course: the seed notebook's (seed FCN, Adam 0.01, batch "
+                        "150, 50 epochs of 50 steps, no augmentation); flags given override it")
+    c.add_argument("--model", choices=sorted(MODELS), help=f"default {DEFAULT_MODEL}")
     c.add_argument("--epochs", type=int, help="default 30; a resumed run keeps its own")
     c.add_argument("--minutes", type=float, help="train this long instead of --epochs")
-    c.add_argument("--batch-size", type=int, default=32)
-    c.add_argument("--lr", type=float, default=3e-3)
+    c.add_argument("--batch-size", type=int, help="default 32")
+    c.add_argument("--lr", type=float, help="default 3e-3")
+    c.add_argument("--steps-per-epoch", type=int, metavar="N",
+                   help="batches an epoch (default: one pass over the data)")
     c.add_argument("--image-size", type=int, default=160)
     c.add_argument("--out", default="runs/default")
     c.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -179,9 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--skip-bad", action="store_true")
     c.add_argument("--val-every", type=int, default=1, metavar="N", help="validate every N epochs")
     c.add_argument("--max-batches", type=int, help=argparse.SUPPRESS)
-    c.add_argument("--dice-weight", type=float, default=1.0)
-    c.add_argument("--far-hero-weight", type=float, default=3.0)
-    c.add_argument("--paste", type=float, default=0.5, help="hero copy-paste probability")
+    c.add_argument("--dice-weight", type=float, help="default 1")
+    c.add_argument("--far-hero-weight", type=float, help="default 3")
+    c.add_argument("--paste", type=float, help="hero copy-paste probability (default 0.5)")
     c.add_argument("--no-bf16", action="store_true", help="train in float32 only")
     c.set_defaults(func=cmd_train)
 

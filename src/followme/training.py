@@ -6,6 +6,7 @@ so a run stopped at any batch and resumed repeats the uninterrupted run exactly.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -62,6 +63,17 @@ class TrainConfig:
     val_every: int = 1  # validate every N epochs (and always after the first and the last)
     max_batches: int | None = None  # stop after this many batches in all (tests, profiling)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optimizer: str = "adamw"  # or "adam" (no weight decay), the course's
+    schedule: str = "cosine"  # warm-up then cosine decay, or "constant" (the course's)
+    steps_per_epoch: int | None = None  # batches an epoch; None: one pass over the data
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **given) -> TrainConfig:
+        """A recipe's settings (``RECIPES``), then ``given`` over them."""
+        if recipe not in RECIPES:
+            raise ValueError(f"--recipe {recipe}: unknown; choose one of: "
+                             f"{', '.join(sorted(RECIPES))}")
+        return cls(**{**copy.deepcopy(RECIPES[recipe]), **given})
 
 
     def check(self) -> None:
@@ -87,9 +99,28 @@ class TrainConfig:
                  f"a multiple of {stride} from 32 to {MAX_IMAGE_SIZE} for {self.model}"),
                 ("--dice-weight", self.dice_weight, self.dice_weight >= 0, "0 or more"),
                 ("--far-hero-weight", self.far_hero_weight, self.far_hero_weight >= 0,
-                 "0 or more")):
+                 "0 or more"),
+                ("--steps-per-epoch", self.steps_per_epoch,
+                 self.steps_per_epoch is None or self.steps_per_epoch >= 1, "at least 1"),
+                ("optimizer", self.optimizer, self.optimizer in ("adamw", "adam"),
+                 "adamw or adam"),
+                ("schedule", self.schedule, self.schedule in ("cosine", "constant"),
+                 "cosine or constant")):
             if not ok:
                 raise ValueError(f"{flag} {value}: must be {what}")
+
+
+# The course's notebook as it ran (../shared/seed, the project notebook's printed
+# hyperparameters): Adam at 0.01, categorical cross-entropy, batch 150, 50 epochs of 50 steps, the
+# seed FCN, no augmentation (data_iterator.py's shift-and-pad call is commented out), a constant
+# learning rate. Keras' iterator draws each epoch's 50 batches from a shuffled pass over the data.
+RECIPES: dict[str, dict] = {
+    "default": {},
+    "course": dict(model="seed", lr=0.01, batch_size=150, epochs=50, steps_per_epoch=50,
+                   optimizer="adam", weight_decay=0.0, schedule="constant", warmup_epochs=0.0,
+                   dice_weight=0.0, far_hero_weight=0.0,
+                   augment=AugmentConfig(flip=0.0, shift=0.0, jitter=0.0, paste=0.0)),
+}
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -157,13 +188,17 @@ def sampling_weights(hero_pixels: np.ndarray, far_weight: float) -> torch.Tensor
     return torch.as_tensor(1.0 + far_weight * far, dtype=torch.float64)
 
 
-def epoch_order(weights: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+def epoch_order(weights: torch.Tensor, seed: int, epoch: int,
+                count: int | None = None) -> torch.Tensor:
+    """``count`` (default: one per image) image indices for an epoch, drawn by ``weights``."""
     g = torch.Generator().manual_seed(seed * 7919 + epoch)
-    return torch.multinomial(weights, len(weights), replacement=True, generator=g)
+    return torch.multinomial(weights, count or len(weights), replacement=True, generator=g)
 
 
-def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    """Linear warm-up, then cosine decay to 1% of the peak."""
+def lr_at(step: int, total: int, warmup: int, peak: float, schedule: str = "cosine") -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak; or the peak throughout."""
+    if schedule == "constant":
+        return peak
     if step < warmup:
         return peak * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -328,9 +363,9 @@ def train(cfg: TrainConfig) -> dict:
     weights = sampling_weights(train_arrays.hero_pixels, cfg.far_hero_weight)
     grading = load_grading_set(cfg.val, cfg.image_size, skip_bad=cfg.skip_bad,
                                progress=main) if cfg.val else None
-    n_batches = len(images) // cfg.batch_size
-    if n_batches == 0:
+    if len(images) < cfg.batch_size:
         raise ValueError(f"{cfg.train}: {len(images)} images, fewer than --batch-size")
+    n_batches = cfg.steps_per_epoch or len(images) // cfg.batch_size
     log.info("train: %d images (%d far-hero), %d hero cut-outs; val: %s", len(images),
              int((weights > 1).sum()), len(bank), len(grading) if grading else "none")
 
@@ -338,7 +373,8 @@ def train(cfg: TrainConfig) -> dict:
     model = create_model(cfg.model).to(device).to(memory_format=torch.channels_last)
     if world > 1:
         model = distributed.with_global_batchnorm(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+           if cfg.optimizer == "adamw" else torch.optim.Adam(model.parameters(), lr=cfg.lr))
     use_bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
     state = {"epoch": 0, "batch": 0, "total_epochs": cfg.epochs if not cfg.minutes else None,
              "best_score": None, "history": [], "train_seconds": 0.0}
@@ -376,7 +412,8 @@ def train(cfg: TrainConfig) -> dict:
     try:
         while state["total_epochs"] is None or state["epoch"] < state["total_epochs"]:
             epoch = state["epoch"]
-            order = epoch_order(weights, cfg.seed, epoch)
+            order = epoch_order(weights, cfg.seed, epoch,
+                                cfg.steps_per_epoch and n_batches * cfg.batch_size)
             total = (state["total_epochs"] or max(epoch + 1, 2)) * n_batches
             bar = tqdm(range(state["batch"], n_batches), desc=f"epoch {epoch + 1}",
                        disable=not main, unit="batch", dynamic_ncols=True)
@@ -385,7 +422,7 @@ def train(cfg: TrainConfig) -> dict:
             for b in bar:
                 step = epoch * n_batches + b
                 for group in opt.param_groups:
-                    group["lr"] = lr_at(step, total, warmup, cfg.lr)
+                    group["lr"] = lr_at(step, total, warmup, cfg.lr, cfg.schedule)
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
                 g = batch_generator(cfg.seed, epoch, b, device)
                 x, y = augment(images[idx].permute(0, 3, 1, 2).float(), labels[idx].long(),
