@@ -31,7 +31,6 @@ from followme.follower.server import FollowConfig, FramePipeline, HeroTracker, S
 from followme.follower.worker import FollowerStats
 
 Event = tuple[str, dict]
-EVENTS = ("object_detected", "create_box_marker", "delete_marker", "object_lost")
 QUADSIM_PING_INTERVAL = 0.33  # the scene's SocketIOComponent.pingInterval (a8192aa)
 
 
