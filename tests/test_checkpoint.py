@@ -265,8 +265,8 @@ def test_a_killed_save_leaves_no_temp_file_after_the_next_save(tmp_path):
 def test_write_text_atomic_replaces_and_keeps_the_old_text_on_a_full_disk(tmp_path,
                                                                            monkeypatch):
     path = tmp_path / "sub" / "history.json"
-    checkpoint.write_text_atomic(path, "[1]\n")
-    checkpoint.write_text_atomic(path, "[1, 2]\n")
+    atomic.write_text_atomic(path, "[1]\n")
+    atomic.write_text_atomic(path, "[1, 2]\n")
     assert path.read_text() == "[1, 2]\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["history.json"]
 

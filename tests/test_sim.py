@@ -10,6 +10,8 @@ from PIL import Image
 pytest.importorskip("pybullet")  # the [sim] extra
 
 from followme.data.check import folder_stats  # noqa: E402
+from followme.follower.geometry import Pose, look_angles  # noqa: E402
+from followme.labels import HERO  # noqa: E402
 from followme.sim.camera import (  # noqa: E402
     DEPTH_MAX,
     FOCAL_PX,
@@ -19,10 +21,9 @@ from followme.sim.camera import (  # noqa: E402
     render,
 )
 from followme.sim.motion import load_walk  # noqa: E402
-from followme.sim.pose import Pose, look_angles  # noqa: E402
 from followme.sim.quad import PATROL_HEIGHT, Patrol, Quad, QuadLimits, patrol_route  # noqa: E402
 from followme.sim.record import SUBSETS, grade_subset, record  # noqa: E402
-from followme.sim.world import HERO, World  # noqa: E402
+from followme.sim.world import World  # noqa: E402
 
 SMALL = {"n_people": 10, "size": 40.0, "px_per_m": 8.0}
 RECORD = {"scenario_frames": 3, "people": (10, 10), "world_size": 40.0, "progress": False}

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from followme.follower.geometry import look_angles, wrap180
 from followme.sim.control import (
     BODY_CENTRE,
     FOLLOW,
@@ -15,7 +16,6 @@ from followme.sim.control import (
     FollowSettings,
 )
 from followme.sim.metrics import LoopMetrics
-from followme.sim.pose import look_angles, wrap180
 from followme.sim.quad import Patrol, Quad
 
 ROUTE = np.array([[20.0, 20.0, 8.0], [-20.0, 20.0, 10.0], [-20.0, -20.0, 6.0]])

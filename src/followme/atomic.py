@@ -20,8 +20,12 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_atomic(Path(path), lambda f: f.write(data))
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """``write(file)`` into ``.NAME.tmpPID`` beside ``path``, fsync, then rename over ``path``."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object],
+                 durable: bool = True) -> None:
+    """``write(file)`` into ``.NAME.tmpPID`` beside ``path``, fsync, then rename over ``path``.
+    ``durable=False`` skips the fsync: still never a torn file, but a crash of the machine may
+    lose the newest one (for previews rewritten many times a second)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path)
     tmp = _temp_name(path, os.getpid())
@@ -29,7 +33,8 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         with open(tmp, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         raise _write_error(path, e) from e

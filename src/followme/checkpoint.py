@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from followme.atomic import write_atomic, write_text_atomic
+from followme.atomic import write_atomic
 from followme.models import build_from_config, check_model_config
 
 FORMAT = "followme-checkpoint-1"
@@ -30,7 +30,7 @@ NORMALIZATION = {"scale": 2 / 255, "offset": -1.0}
 SHIPPED_MODEL = Path(__file__).parent / "assets" / "default_model.pt"
 # What every command needs of a checkpoint (training adds its own state beside these).
 __all__ = ["LoadedModel", "load_checkpoint", "read_checkpoint", "save_checkpoint",
-           "write_text_atomic", "NORMALIZATION", "SHIPPED_MODEL"]
+           "NORMALIZATION", "SHIPPED_MODEL"]
 REQUIRED_KEYS = ("model_name", "model_config", "image_size", "normalization", "model")
 
 

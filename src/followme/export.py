@@ -10,7 +10,7 @@ from the input's shape.
 
 from __future__ import annotations
 
-import os
+import io
 import warnings
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from followme.atomic import write_atomic
 from followme.checkpoint import load_checkpoint
 from followme.inference import hero_probability, to_tensor
 
@@ -44,25 +45,21 @@ def export_onnx(checkpoint: str | Path | None, out: str | Path, opset: int = 17)
     wrapper = FramesToProbabilities(loaded.model.float().eval(), loaded.normalization).eval()
     size = loaded.image_size
     frames = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
-            torch.onnx.export(wrapper, (frames[:1],), str(tmp), input_names=["image"],
-                              output_names=["probabilities", "hero"], opset_version=opset,
-                              dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"},
-                                            "hero": {0: "batch"}},
-                              dynamo=False)
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"image": frames.numpy()})
-        with torch.inference_mode():
-            want = wrapper(frames)
-        diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
-        if diff > 1e-3:
-            raise ValueError(f"{out}: the exported model disagrees with PyTorch by {diff:.2g}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
+        torch.onnx.export(wrapper, (frames[:1],), buffer, input_names=["image"],
+                          output_names=["probabilities", "hero"], opset_version=opset,
+                          dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"},
+                                        "hero": {0: "batch"}},
+                          dynamo=False)
+    graph = buffer.getvalue()
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": frames.numpy()})
+    with torch.inference_mode():
+        want = wrapper(frames)
+    diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
+    if diff > 1e-3:
+        raise ValueError(f"{out}: the exported model disagrees with PyTorch by {diff:.2g}")
+    write_atomic(out, lambda f: f.write(graph))
     return diff

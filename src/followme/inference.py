@@ -16,6 +16,7 @@ from torch import nn
 
 from followme.checkpoint import NORMALIZATION, SHIPPED_MODEL, load_checkpoint
 from followme.data.resize import resize_image
+from followme.labels import BACKGROUND, HERO, PEOPLE
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 def hero_probability(logits: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) logits -> (B, H, W) the hero's softmax probability, without the softmax
     over all three classes: 1 / (1 + e^(background - hero) + e^(people - hero))."""
-    hero = logits[:, 2]
-    return 1 / (1 + torch.exp(logits[:, 0] - hero) + torch.exp(logits[:, 1] - hero))
+    hero = logits[:, HERO]
+    return 1 / (1 + torch.exp(logits[:, BACKGROUND] - hero) + torch.exp(logits[:, PEOPLE] - hero))
 
 
 def to_tensor(images: torch.Tensor, normalization: dict = NORMALIZATION) -> torch.Tensor:
@@ -123,7 +124,7 @@ class OnnxModel:
 
     def hero(self, images: np.ndarray) -> np.ndarray:
         if not self.has_hero:  # an export from before the hero output
-            return self(images)[..., 2]
+            return self(images)[..., HERO]
         return self._run("hero", images)
 
 

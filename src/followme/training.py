@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -26,12 +25,13 @@ from torch import nn
 from tqdm import tqdm
 
 from followme import distributed
-from followme.atomic import write_text_atomic
+from followme.atomic import write_atomic, write_text_atomic
 from followme.checkpoint import NORMALIZATION, read_checkpoint, save_checkpoint
 from followme.data.augment import AugmentConfig, HeroBank, augment
 from followme.data.cache import load_folders
 from followme.evaluation.grading import grade, load_grading_set
 from followme.inference import predict_probabilities
+from followme.labels import HERO
 from followme.models import DEFAULT_MODEL, MAX_IMAGE_SIZE, create_model, model_config
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,8 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, dice_weight: float) -> t
     logits = logits.float()
     loss = F.cross_entropy(logits, labels)
     if dice_weight:
-        p = logits.softmax(1)[:, 2].flatten(1)
-        t = (labels == 2).flatten(1).float()
+        p = logits.softmax(1)[:, HERO].flatten(1)
+        t = (labels == HERO).flatten(1).float()
         dice = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
         loss = loss + dice_weight * dice.mean()
     return loss
@@ -265,9 +265,8 @@ def plot_history(history: list[dict], path: Path) -> None:
     a.legend()
     b.set(xlabel="epoch", title="validation")
     fig.tight_layout()
-    fig.savefig(str(path) + ".tmp.png", dpi=80)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=80))
     plt.close(fig)
-    os.replace(str(path) + ".tmp.png", path)
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERO, PEOPLE, BACKGROUND = 2, 1, 0
+from followme.labels import BACKGROUND, HERO, PEOPLE
 
 
 @dataclass

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from followme.atomic import write_atomic, write_text_atomic
 from followme.data.resize import labels_at_size, resize_image
 from followme.data.robond import DataError, Pair, find_pairs, read_pair
+from followme.labels import HERO
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class RoboNDArrays:
 
     @property
     def hero_pixels(self) -> np.ndarray:
-        return self.class_pixels[:, 2]
+        return self.class_pixels[:, HERO]
 
 
 def default_cache_dir() -> Path:

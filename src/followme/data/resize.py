@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from followme.labels import HERO, NUM_CLASSES, PEOPLE
+
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """(H, W, 3) uint8 -> (size, size, 3) uint8 with PIL bilinear, as the course resized inputs."""
@@ -27,9 +29,9 @@ def resize_truth(mask01: np.ndarray, height: int, width: int) -> np.ndarray:
 def labels_at_size(labels: np.ndarray, size: int) -> np.ndarray:
     """Class labels (H, W) -> (size, size) labels that agree with the scorer's resized truth:
     people where its people channel is on, hero where its hero channel is on."""
-    onehot = (labels[..., None] == np.arange(3, dtype=labels.dtype)).astype(np.uint8)
+    onehot = (labels[..., None] == np.arange(NUM_CLASSES, dtype=labels.dtype)).astype(np.uint8)
     small = resize_truth(onehot, size, size)
     out = np.zeros((size, size), np.uint8)
-    out[small[..., 1] > 0] = 1
-    out[small[..., 2] > 0] = 2
+    out[small[..., PEOPLE] > 0] = PEOPLE
+    out[small[..., HERO] > 0] = HERO
     return out

@@ -14,6 +14,7 @@ import numpy as np
 
 from followme.data.cache import RoboNDArrays, load_arrays
 from followme.evaluation.score import SUBSETS, SubsetScore, final_score, score_images, score_resized
+from followme.labels import HERO, NUM_CLASSES, PEOPLE
 
 
 @dataclass
@@ -31,7 +32,7 @@ def is_grading_dir(path: str | Path) -> bool:
 
 def subset_by_rule(class_pixels: np.ndarray) -> np.ndarray:
     """(N, 3) full-size pixel counts -> (N,) subset index into SUBSETS, -1 for none."""
-    hero, people = class_pixels[:, 2], class_pixels[:, 1]
+    hero, people = class_pixels[:, HERO], class_pixels[:, PEOPLE]
     out = np.full(len(class_pixels), -1)
     out[(hero <= 3) & (people > 3)] = 2
     out[(hero >= 4) & (hero <= 999)] = 1
@@ -61,7 +62,7 @@ def score_labels(predictions: np.ndarray, labels: np.ndarray, names: list[str],
                  hero_pixels: np.ndarray | None = None) -> SubsetScore:
     """Score uint8 prediction arrays (N, S, S, 3) against class labels at the same size;
     ``hero_pixels``: each hero's size in the full-size mask."""
-    truth = labels[..., None] == np.arange(3)
+    truth = labels[..., None] == np.arange(NUM_CLASSES)
     sizes = [None] * len(names) if hero_pixels is None else [int(h) for h in hero_pixels]
     return score_images({n: score_resized(t, p > 127, h)
                          for n, t, p, h in zip(names, truth, predictions, sizes, strict=True)})

@@ -19,6 +19,7 @@ import numpy as np
 
 from followme.data.resize import resize_truth
 from followme.data.robond import DataError, pair_files, pair_key, read_image
+from followme.labels import HERO
 
 SUBSETS = ("following_images", "patrol_with_targ", "patrol_non_targ")
 IOU_SUBSETS = ("following_images", "patrol_with_targ")
@@ -45,7 +46,7 @@ def score_image(truth_mask: np.ndarray, prediction: np.ndarray) -> ImageScore:
     prediction: (h, w, 3) uint8 probabilities x 255."""
     pred = prediction > 127
     truth = resize_truth(truth_mask.clip(0, 1).astype(np.uint8), *pred.shape[:2]) > 0
-    return score_resized(truth, pred, int(np.count_nonzero(truth_mask[..., 2] > 127)))
+    return score_resized(truth, pred, int(np.count_nonzero(truth_mask[..., HERO] > 127)))
 
 
 def score_resized(truth: np.ndarray, pred: np.ndarray, hero_pixels: int | None = None
@@ -53,8 +54,8 @@ def score_resized(truth: np.ndarray, pred: np.ndarray, hero_pixels: int | None =
     """truth, pred: (h, w, 3) bool masks of the same size."""
     return ImageScore(
         tuple(image_iou(truth[..., c], pred[..., c]) for c in range(3)),
-        hero_true=int(truth[..., 2].sum()) > PRESENT_PIXELS,
-        hero_pred=int(pred[..., 2].sum()) > PRESENT_PIXELS,
+        hero_true=int(truth[..., HERO].sum()) > PRESENT_PIXELS,
+        hero_pred=int(pred[..., HERO].sum()) > PRESENT_PIXELS,
         hero_pixels=hero_pixels,
     )
 
@@ -69,7 +70,7 @@ def by_hero_size(scores: list[ImageScore]) -> dict[str, dict]:
             found = sum(v.hero_pred for v in group)
             out[f"{lo}-{hi}" if hi < 10 ** 9 else f"{lo}+"] = {
                 "n": len(group), "found": found, "recall": found / len(group),
-                "iou_hero": float(np.mean([v.iou[2] for v in group]))}
+                "iou_hero": float(np.mean([v.iou[HERO] for v in group]))}
     return out
 
 
@@ -99,7 +100,7 @@ def score_images(scores: dict[str, ImageScore]) -> SubsetScore:
         s.tp += v.hero_true and v.hero_pred
         s.fn += v.hero_true and not v.hero_pred
         s.fp += (not v.hero_true) and v.hero_pred
-    s.per_image_hero_iou = {k: v.iou[2] for k, v in scores.items()}
+    s.per_image_hero_iou = {k: v.iou[HERO] for k, v in scores.items()}
     s.by_size = by_hero_size(list(scores.values()))
     return s
 

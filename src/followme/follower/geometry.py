@@ -96,27 +96,61 @@ def rotation_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
+def wrap180(angle: float) -> float:
+    """An angle in degrees mapped into [-180, 180)."""
+    return (angle + 180.0) % 360.0 - 180.0
+
+
+def look_angles(eye: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """(pitch, yaw) in degrees that point a body's x axis from ``eye`` at ``target``;
+    pitch > 0 looks down."""
+    d = np.asarray(target, float) - np.asarray(eye, float)
+    yaw = math.degrees(math.atan2(d[1], d[0]))
+    pitch = math.degrees(math.atan2(-d[2], math.hypot(d[0], d[1])))
+    return pitch, yaw
+
+
 @dataclass(frozen=True)
 class Pose:
-    """A position (metres) and roll, pitch, yaw (degrees) in the ROS world frame."""
+    """A position (metres) and roll, pitch, yaw (degrees) in the ROS world frame: the quad's
+    body (x forward, y left, z up) or the gimbal camera's (see "Camera body frame" above).
+    Positive pitch tips x downwards."""
 
     x: float
     y: float
     z: float
-    roll: float
-    pitch: float
-    yaw: float
+    roll: float = 0.0
+    pitch: float = 0.0
+    yaw: float = 0.0
 
     @property
     def position(self) -> np.ndarray:
         return np.array([self.x, self.y, self.z])
 
     def rotation(self) -> np.ndarray:
+        """(3, 3) body -> world rotation."""
         return rotation_rpy(self.roll, self.pitch, self.yaw)
 
     def to_world(self, point: np.ndarray) -> np.ndarray:
         """A point in this frame (the camera body frame for a gimbal pose) -> the world."""
         return self.position + self.rotation() @ np.asarray(point, float)
+
+    def to_string(self) -> str:
+        """QuadSim's "x,y,z,roll,pitch,yaw", four decimals (C#'s "N4" below 1000), the angles in
+        QuadSim's ranges: it sends ``ToRos(-eulerAngles)`` (``CommandServer.cs:345``) of Unity's
+        angles in [0, 360), so roll and yaw lie in (-360, 0] and pitch in [0, 360)."""
+        roll, yaw = (-((-a) % 360.0) + 0.0 for a in (self.roll, self.yaw))
+        return ",".join(f"{v:.4f}" for v in (self.x, self.y, self.z, roll, self.pitch % 360.0,
+                                              yaw))
+
+    @classmethod
+    def from_string(cls, text: str) -> Pose:
+        """The inverse of ``to_string`` (plain numbers only), angles as written: equal to the
+        pose's own modulo 360, the same rotation."""
+        values = [float(v) for v in text.split(",")]
+        if len(values) != 6:
+            raise ValueError(f"pose {text[:80]!r}: expected six numbers x,y,z,roll,pitch,yaw")
+        return cls(*values)
 
 
 # QuadSim formats every number with C#'s "N4": exactly four decimals and, in the invariant

@@ -3,13 +3,14 @@ viewer can keep reloading (``feh --reload 0.2 FILE``, ``eog FILE``)."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from followme.atomic import write_atomic
+from followme.labels import HERO
 from followme.predict import overlay
 
 
@@ -21,7 +22,7 @@ def mask_overlay(rgb: np.ndarray, mask: np.ndarray,
     hero = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(
         (rgb.shape[1], size), Image.NEAREST))
     prediction = np.zeros(rgb.shape, np.uint8)
-    prediction[..., 2] = hero
+    prediction[..., HERO] = hero
     out = overlay(rgb, prediction)
     if centroid is not None:
         r = int((centroid[0] + 0.5) * size / mask.shape[0])
@@ -47,7 +48,6 @@ class OverlayWriter:
         if now - self._last < self.min_interval:
             return False
         self._last = now
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        Image.fromarray(mask_overlay(rgb, mask, centroid)).save(tmp, "PNG")
-        os.replace(tmp, self.path)
+        image = Image.fromarray(mask_overlay(rgb, mask, centroid))
+        write_atomic(self.path, lambda f: image.save(f, "PNG"), durable=False)
         return True

@@ -14,7 +14,6 @@ https://github.com/xbpeng/DeepMimic, MIT licence). The URDF is Y-up, has no visu
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from followme.atomic import write_atomic, write_text_atomic
 from followme.data.cache import default_cache_dir
 
 TEXTURE_VERSION = 1  # bump when a texture function changes, so that cached PNGs are redrawn
@@ -74,14 +74,8 @@ def humanoid_urdf() -> Path:
     out = cache_dir() / f"humanoid-{digest}.urdf"
     if not out.exists():
         text = re.sub(r'(<joint name="\w+" type="spherical" >)', r'\1<axis xyz="0 0 1" />', text)
-        _atomic_write(out, text.encode())
+        write_text_atomic(out, text)
     return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def cached_png(name: str, draw: Callable[[], np.ndarray]) -> Path:
@@ -89,9 +83,8 @@ def cached_png(name: str, draw: Callable[[], np.ndarray]) -> Path:
     ``name`` must cover everything the image depends on (TEXTURE_VERSION included)."""
     out = cache_dir() / f"v{TEXTURE_VERSION}-{name}"
     if not out.exists():
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-        Image.fromarray(draw()).save(tmp, compress_level=1)
-        os.replace(tmp, out)
+        image = Image.fromarray(draw())
+        write_atomic(out, lambda f: image.save(f, "PNG", compress_level=1))
     return out
 
 
@@ -175,7 +168,7 @@ def _write_obj(name: str, vertices: list, uvs: list, faces: list) -> Path:
         lines = [f"v {x:.4f} {y:.4f} {z:.4f}" for x, y, z in vertices]
         lines += [f"vt {u:.4f} {v:.4f}" for u, v in uvs]
         lines += ["f " + " ".join(f"{i + 1}/{i + 1}" for i in f) for f in faces]
-        _atomic_write(out, ("\n".join(lines) + "\n").encode())
+        write_text_atomic(out, "\n".join(lines) + "\n")
     return out
 
 

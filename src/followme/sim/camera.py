@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from followme.follower.geometry import QUADSIM_DEPTH_MAX, QUADSIM_FOCAL, QUADSIM_FOV_DEG
+from followme.follower.geometry import QUADSIM_DEPTH_MAX, QUADSIM_FOCAL, QUADSIM_FOV_DEG, Pose
 from followme.sim.engine import pybullet as p
-from followme.sim.pose import Pose
 
 SIZE = 256
 FOV_DEG = QUADSIM_FOV_DEG

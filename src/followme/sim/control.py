@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from followme.sim.pose import look_angles, wrap180
+from followme.follower.geometry import look_angles, wrap180
 from followme.sim.quad import Patrol, Quad
 
 PATROL, FOLLOW, HOLD, SEARCH = "patrol", "follow", "hold", "search"

@@ -25,15 +25,16 @@ import numpy as np
 from tqdm import tqdm
 
 from followme.follower import protocol
+from followme.follower.geometry import look_angles
 from followme.follower.server import FollowConfig, Segmenter, ServerThread
+from followme.labels import HERO
 from followme.sim.camera import Frame, render
 from followme.sim.control import FOLLOW, FollowController, FollowSettings
 from followme.sim.link import Event, InProcessFollower, SocketIOFollower
 from followme.sim.metrics import HERO_CENTRE, FrameRecord, LoopMetrics
-from followme.sim.pose import look_angles
 from followme.sim.quad import Patrol, Quad, patrol_route
 from followme.sim.sensor import sensor_frame
-from followme.sim.world import HERO, World
+from followme.sim.world import World
 
 
 @dataclass(frozen=True)

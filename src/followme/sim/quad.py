@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from followme.sim.pose import Pose, look_angles, wrap180
+from followme.follower.geometry import Pose, look_angles, wrap180
 
 G = 9.81
 GIMBAL_OFFSET = np.array([0.0, 0.0, -0.1])

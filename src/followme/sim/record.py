@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,12 +31,15 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from followme.atomic import write_text_atomic
 from followme.data.robond import labels_to_mask
+from followme.evaluation.grading import subset_by_rule
 from followme.evaluation.score import SUBSETS
+from followme.follower.geometry import look_angles
+from followme.labels import HERO, NUM_CLASSES, PEOPLE
 from followme.sim.camera import Frame, encode_depth, render
-from followme.sim.pose import look_angles
 from followme.sim.quad import Patrol, Quad, patrol_route
-from followme.sim.world import HERO, PERSON, World
+from followme.sim.world import World
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +73,10 @@ class RecordSettings:
 
 
 def grade_subset(labels: np.ndarray) -> str | None:
-    """The grading subset of a frame by hero size (H, W labels), as validation_grade was made:
-    following_images >= 1000 hero pixels, patrol_with_targ 4 to 999, patrol_non_targ at most 3
-    hero pixels and more than 3 people pixels; None when it fits none."""
-    hero = int((labels == HERO).sum())
-    if hero >= 1000:
-        return SUBSETS[0]
-    if hero >= 4:
-        return SUBSETS[1]
-    if (labels == PERSON).sum() > 3:
-        return SUBSETS[2]
-    return None
+    """The grading subset of a frame (H, W labels) by ``grading.subset_by_rule``, as
+    validation_grade was made; None when it fits none."""
+    k = int(subset_by_rule(np.bincount(labels.ravel(), minlength=NUM_CLASSES)[None])[0])
+    return SUBSETS[k] if k >= 0 else None
 
 
 @dataclass
@@ -165,9 +160,7 @@ class Scenario:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def _start(out: Path, settings: RecordSettings, resume: bool) -> int:
@@ -258,7 +251,7 @@ def record(out: str | Path, frames: int, mode: str = "mixed", seed: int = 0,
                         f.write("\t".join([name[0], subset, frame.quad_pose.to_string(),
                                            frame.gimbal_pose.to_string(),
                                            str(int((frame.labels == HERO).sum())),
-                                           str(int((frame.labels == PERSON).sum()))]) + "\n")
+                                           str(int((frame.labels == PEOPLE).sum()))]) + "\n")
                 summary["frames"] += 1
                 _write_json(out / MANIFEST, {"settings": asdict(cfg), "frames_done": i + 1})
                 bar.update(1)

@@ -18,16 +18,17 @@ from PIL import Image, ImageDraw
 
 from followme.follower.viz import mask_overlay
 from followme.inference import hero_centroid
+from followme.labels import HERO
 from followme.sim.camera import FOV_DEG
 from followme.sim.loop import LoopStep
 from followme.sim.metrics import LoopMetrics
-from followme.sim.world import HERO, World
+from followme.sim.world import World
 
 MAP_METRES = 30.0       # side of the map window
 TRACK_SECONDS = 20.0
 GRASS, PATH, PAVED = (96, 138, 78), (196, 180, 150), (170, 170, 165)
 TREE, BUILDING = (52, 92, 44), (120, 82, 70)
-PERSON, HERO_RGB, QUAD_RGB, MARKER = (90, 90, 90), (230, 30, 30), (30, 70, 230), (0, 220, 230)
+PERSON_RGB, HERO_RGB, QUAD_RGB, MARKER = (90, 90, 90), (230, 30, 30), (30, 70, 230), (0, 220, 230)
 MODE_COLOURS = {"patrol": "tab:grey", "follow": "tab:green", "hold": "tab:orange",
                 "search": "tab:red"}
 
@@ -107,7 +108,7 @@ class TopDownMap:
             if len(track) > 1:
                 d.line([self._px(xy, origin) for _, xy in track], fill=colour, width=1)
         for w in world.people[1:]:
-            self._disc(d, w.position, 0.35, PERSON, origin)
+            self._disc(d, w.position, 0.35, PERSON_RGB, origin)
         self._disc(d, hero, 0.45, HERO_RGB, origin)
         for position, _ in loop.markers.values():
             c, r = self._px(position, origin)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from followme.labels import HERO, PEOPLE
 from followme.sim import assets
 from followme.sim.engine import pybullet as p
 from followme.sim.motion import (
@@ -30,7 +31,6 @@ from followme.sim.motion import (
     yaw_quat,
 )
 
-BACKGROUND, PERSON, HERO = 0, 1, 2
 HUMANOID_SCALE = 0.25           # the DeepMimic humanoid at 0.25 is about 1.65 m tall
 WALK_SPEED = (0.9, 1.5)         # m/s
 TURN_RATE = math.radians(180)   # rad/s, how fast a walker turns into a new path segment
@@ -314,7 +314,7 @@ class World:
             b = int(rng.choice(self.neighbours[a]))
             start = self.nodes[a] + rng.uniform(0.1, 0.9) * (self.nodes[b] - self.nodes[a])
             d = self.nodes[b] - self.nodes[a]
-            walker = Walker(body=body, label=HERO if hero else PERSON, position=start,
+            walker = Walker(body=body, label=HERO if hero else PEOPLE, position=start,
                             heading=math.atan2(d[1], d[0]), node=b, previous=a,
                             offset=float(rng.uniform(-0.35, 0.35) * self.path_width),
                             speed=float(rng.uniform(*WALK_SPEED)),
