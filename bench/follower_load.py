@@ -43,8 +43,9 @@ def _serve(conn, model: str | None, threads: int | None) -> None:
 
     import torch
 
-    from followme.follower.server import FollowConfig, ServerThread
-    from followme.inference import load_segmenter
+    from followme.follower.config import FollowConfig
+    from followme.follower.quadsim.server import ServerThread
+    from followme.segment.segmenter import load_segmenter
 
     logging.basicConfig(level=logging.INFO, format="  server: %(message)s")
     if threads:

@@ -147,8 +147,7 @@ class ColourSegmenter:
         if self.delay:
             time.sleep(self.delay)
         small = resize_image(np.asarray(frame), self.size).astype(int)
-        mask = (small[..., 0] > 180) & (small[..., 1] < 80) & (small[..., 2] < 80)
-        return mask, None
+        return (small[..., 0] > 180) & (small[..., 1] < 80) & (small[..., 2] < 80)
 
 
 EVENTS = ("object_detected", "create_box_marker", "delete_marker", "object_lost")

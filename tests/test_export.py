@@ -6,8 +6,9 @@ import torch
 
 from followme.checkpoint import NORMALIZATION, save_checkpoint
 from followme.cli import main
-from followme.inference import OnnxModel, load_segmenter
 from followme.models import create_model, model_config
+from followme.segment.onnx import OnnxRuntime
+from followme.segment.segmenter import load_segmenter
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_onnx_export_agrees_with_pytorch(tmp_path, checkpoint, capsys):
     assert main(["export", "--onnx", str(checkpoint), str(out)]) == 0
     assert "agrees with PyTorch" in capsys.readouterr().out
     onnx, torch_seg = load_segmenter(out), load_segmenter(checkpoint, runtime="torch")
-    assert isinstance(onnx.model, OnnxModel) and onnx.size == 64
+    assert isinstance(onnx.runtime, OnnxRuntime) and onnx.size == 64
     frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     for frame in frames:
         got, want = onnx.probabilities(frame), torch_seg.probabilities(frame)
@@ -39,8 +40,8 @@ def test_onnx_export_agrees_with_pytorch(tmp_path, checkpoint, capsys):
         hero = onnx.hero_probability(frame)
         np.testing.assert_allclose(hero, want[..., 2], atol=1e-4)
         np.testing.assert_allclose(torch_seg.hero_probability(frame), want[..., 2], atol=1e-5)
-    assert onnx.model(frames).shape == (3, 64, 64, 3)  # batches too
-    assert onnx.model.hero(frames).shape == (3, 64, 64)
+    assert onnx.runtime.probabilities(frames).shape == (3, 64, 64, 3)  # batches too
+    assert onnx.runtime.hero(frames).shape == (3, 64, 64)
 
 
 def test_an_export_without_the_hero_output_still_runs(tmp_path, checkpoint):
@@ -54,7 +55,7 @@ def test_an_export_without_the_hero_output_still_runs(tmp_path, checkpoint):
     graph.graph.output.remove(hero)
     onnx.save(graph, str(tmp_path / "old.onnx"))
     old, new = load_segmenter(tmp_path / "old.onnx"), load_segmenter(out)
-    assert not old.model.has_hero and new.model.has_hero
+    assert not old.runtime.has_hero and new.runtime.has_hero
     frame = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     np.testing.assert_allclose(old.hero_probability(frame), new.hero_probability(frame),
                                atol=1e-5)
@@ -63,10 +64,10 @@ def test_an_export_without_the_hero_output_still_runs(tmp_path, checkpoint):
 def test_a_checkpoint_runs_on_onnx_runtime_by_default(tmp_path, checkpoint, monkeypatch):
     monkeypatch.setenv("FOLLOWME_CACHE", str(tmp_path / "cache"))
     seg = load_segmenter(checkpoint)
-    assert isinstance(seg.model, OnnxModel) and seg.size == 64
+    assert isinstance(seg.runtime, OnnxRuntime) and seg.size == 64
     cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
     assert len(cached) == 1
-    assert isinstance(load_segmenter(checkpoint).model, OnnxModel)  # from the cache
+    assert isinstance(load_segmenter(checkpoint).runtime, OnnxRuntime)  # from the cache
     assert list((tmp_path / "cache" / "onnx").glob("*.onnx")) == cached
 
 

@@ -16,9 +16,10 @@ from follower_helpers import (
     synthetic_frame,
     unity_rotation,
 )
+from followme.follower.config import FollowConfig
 from followme.follower.geometry import Camera, Pose, parse_pose, rotation_rpy
-from followme.follower.protocol import parse_sensor_frame
-from followme.follower.server import FollowConfig, FramePipeline
+from followme.follower.pipeline import FramePipeline
+from followme.follower.quadsim.protocol import camera_frame, parse_sensor_frame
 from followme.follower.target import largest_group, locate_hero, onto_grid
 
 
@@ -141,7 +142,7 @@ def test_coords_within_25cm_at_several_gimbal_poses(position, euler):
         hero = _hero_on_ground_or_ahead(cam, row, col)
         r, c, depth = cam.project(hero)
         assert abs(r - row) < 1e-6 and abs(c - col) < 1e-6 and depth > 0
-        frame = parse_sensor_frame(synthetic_frame(cam, hero))
+        frame = camera_frame(parse_sensor_frame(synthetic_frame(cam, hero)))
         target = pipeline(frame).target
         assert target is not None, (row, col)
         error = np.linalg.norm(np.array(target.world) - hero)
@@ -151,7 +152,7 @@ def test_coords_within_25cm_at_several_gimbal_poses(position, euler):
 def test_an_invalid_depth_at_the_centroid_is_ignored():
     cam = QuadSimCamera((0, 0, 10), (45, 30, 0))
     hero = cam.point_at(100, 140, 13.0)
-    frame = parse_sensor_frame(synthetic_frame(cam, hero, radius=8, hole=2.5))
+    frame = camera_frame(parse_sensor_frame(synthetic_frame(cam, hero, radius=8, hole=2.5)))
     target = FramePipeline(ColourSegmenter(160), FollowConfig())(frame).target
     assert target is not None
     assert np.linalg.norm(np.array(target.world) - hero) < 0.25

@@ -13,7 +13,8 @@ import requests
 import websocket
 
 from follower_helpers import ColourSegmenter, QuadSimCamera, synthetic_frame, wait_until
-from followme.follower.server import FollowConfig, ServerThread
+from followme.follower.config import FollowConfig
+from followme.follower.quadsim.server import ServerThread
 
 CAMERA = QuadSimCamera((10, -5, 12), (40, 60, 0))
 HERO = CAMERA.point_at(120, 140, 16.0)
@@ -75,7 +76,7 @@ class _Polling:
 # --- 11: the Host header (DNS rebinding) ---
 
 def test_host_names():
-    from followme.follower.server import host_allowed, host_name
+    from followme.follower.quadsim.server import host_allowed, host_name
 
     assert host_name("[::1]:4567") == "::1" and host_name("LocalHost.:80") == "localhost"
     assert host_name("127.0.0.1:4567") == "127.0.0.1" and host_name("::1") == "::1"
@@ -107,7 +108,7 @@ def test_a_foreign_host_header_is_refused(caplog):
                 f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", timeout=10,
                 host=evil, origin=f"http://{evil}")
         assert e.value.status_code == 403
-        assert not server.server.trackers  # nobody got in
+        assert not server.server.clients  # nobody got in
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "LOCALHOST"):
             r = requests.get(handshake, headers={"Host": host}, timeout=10)
             assert r.status_code == 200, host

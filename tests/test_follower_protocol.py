@@ -21,13 +21,17 @@ from follower_helpers import (
     synthetic_frame,
     wait_until,
 )
-from followme.follower.protocol import (
+from followme.follower.config import FollowConfig
+from followme.follower.pipeline import Detected, HeroTracker, Lost
+from followme.follower.quadsim.protocol import (
     MalformedFrame,
+    QuadSimEvents,
     decode_depth,
     decode_rgb,
+    follow_events,
     parse_sensor_frame,
 )
-from followme.follower.server import FollowConfig, HeroTracker, ServerThread
+from followme.follower.quadsim.server import ServerThread
 from followme.follower.target import Target
 from followme.follower.worker import FollowerStats, LatestFrameWorker
 
@@ -162,32 +166,42 @@ def test_stats_snapshot_and_line():
     assert s.snapshot(whole_run=True)["latency_samples"] == 100
 
 
-def test_object_lost_once_after_k_misses_following_a_sighting():
+def test_lost_once_after_k_misses_following_a_sighting():
     hero = Target((1.0, 2.0, 0.0), (10.0, 10.0), 5.0, 50)
     t = HeroTracker(lost_after=3)
-    assert t.update(None) == []  # never seen: nothing to lose
-    events = t.update(hero)
+    assert t.update(None) is None  # never seen: nothing to lose
+    assert t.update(hero) == Detected((1.0, 2.0, 0.0), hero)
+    assert t.update(None) is None and t.update(None) is None
+    assert t.update(None) == Lost()
+    assert all(t.update(None) is None for _ in range(10))  # once
+    t.update(hero)
+    t.update(None)
+    t.update(None)
+    assert t.update(hero) == Detected(hero.world, hero)  # a sighting resets the count
+    assert [t.update(None) for _ in range(3)][-1] == Lost()
+
+
+def test_lost_on_the_seventh_miss_by_default_as_the_course():
+    """follower.py: ``num_no_see += 1`` per miss, then ``if num_no_see > 6``: object_lost."""
+    t = HeroTracker()
+    t.update(Target((1.0, 2.0, 0.0), (10.0, 10.0), 5.0, 50))
+    answers = [t.update(None) for _ in range(7)]
+    assert answers == [None] * 6 + [Lost()]
+
+
+def test_quadsim_events_say_detected_and_lost_with_markers():
+    say = QuadSimEvents()
+    assert say(None) == []
+    events = say(Detected((1.0, 2.0, 0.0)))
     assert [e for e, _ in events] == ["object_detected", "create_box_marker"]
     assert events[0][1] == {"coords": [1.0, 2.0, 0.0]}
     marker = events[1][1]
     assert marker["pose"] == [1.0, 2.0, 0.0, 0.0, 0.0, 0.0] and marker["id"] == 0
     assert set(marker) == {"id", "pose", "dimensions", "color", "duration"}
-    assert t.update(None) == [] and t.update(None) == []
-    lost = t.update(None)
-    assert lost == [("object_lost", {"data": ""}), ("delete_marker", {"id": 0})]
-    assert all(t.update(None) == [] for _ in range(10))  # once
-    t.update(hero)
-    t.update(None)
-    assert t.update(hero)[1][1]["id"] == 2  # a sighting resets the count
-
-
-def test_object_lost_on_the_seventh_miss_by_default_as_the_course():
-    """follower.py: ``num_no_see += 1`` per miss, then ``if num_no_see > 6``: object_lost."""
-    t = HeroTracker()
-    t.update(Target((1.0, 2.0, 0.0), (10.0, 10.0), 5.0, 50))
-    answers = [t.update(None) for _ in range(7)]
-    assert answers[:6] == [[]] * 6
-    assert [name for name, _ in answers[6]] == ["object_lost", "delete_marker"]
+    assert say(Detected((1.0, 2.0, 0.5)))[1][1]["id"] == 1
+    assert say(Lost()) == [("object_lost", {"data": ""}), ("delete_marker", {"id": 1})]
+    # and read back from the wire, as the sim's Socket.IO link does
+    assert follow_events(events + say(Lost())) == [Detected((1.0, 2.0, 0.0)), Lost()]
 
 
 # --- fuzz: 500 malformed messages at a live server ---

@@ -22,7 +22,9 @@ from follower_helpers import (
 )
 from followme.data.robond import find_pairs, read_pair
 from followme.follower import add_arguments, config_from_args
-from followme.follower.server import FollowConfig, ServerThread
+from followme.follower.config import FollowConfig
+from followme.follower.pipeline import Detected
+from followme.follower.quadsim.server import ServerThread
 
 CAMERA = QuadSimCamera((10, -5, 12), (40, 60, 0))
 HERO = CAMERA.point_at(120, 140, 16.0)
@@ -90,10 +92,14 @@ def test_the_sims_quadsim_client_speaks_as_quadsim_and_is_answered():
     assert quadsim_url("http://127.0.0.1:4567") == \
         "ws://127.0.0.1:4567/socket.io/?EIO=4&transport=websocket"
     with ServerThread(ColourSegmenter(160), FollowConfig(port=0)) as server:
-        link = SocketIOFollower(server.url, server.stats, ping_interval=0.05)
-        events = link.send(synthetic_frame(CAMERA, HERO))
-        assert [name for name, _ in events] == ["object_detected", "create_box_marker"]
-        assert np.linalg.norm(np.array(events[0][1]["coords"]) - HERO) < 0.25
+        wire = []
+        link = SocketIOFollower(server.url, server.stats, ping_interval=0.05,
+                                on_event=lambda name, payload, _: wire.append((name, payload)))
+        answer = link.send(synthetic_frame(CAMERA, HERO))
+        assert [name for name, _ in wire] == ["object_detected", "create_box_marker"]
+        assert len(answer) == 1 and isinstance(answer[0], Detected)
+        assert np.linalg.norm(np.array(answer[0].world) - HERO) < 0.25
+        assert answer[0].world == tuple(wire[0][1]["coords"])
         time.sleep(0.5)  # about ten pings
         assert link.connected and 0.04 < link.longest_pong_wait < 0.5
         assert link.malformed == 0
@@ -237,14 +243,15 @@ def test_real_frames_with_the_shipped_model():
     synthetic depth of 10 m and a level camera 2 m up: object_detected for the hero frames, then
     object_lost."""
     from followme.checkpoint import load_checkpoint
-    from followme.inference import HeroSegmenter
+    from followme.segment.segmenter import HeroSegmenter, TorchRuntime
 
     grade = SHARED / "validation_grade"
     following = sorted((grade / "following_images" / "images").glob("*.jpeg"))[:25]
     empty = sorted((grade / "patrol_non_targ" / "images").glob("*.jpeg"))[:25]
     depth = b64(depth_png(np.full((256, 256), 10.0)))
     loaded = load_checkpoint()
-    segmenter = HeroSegmenter(loaded.model, loaded.image_size, loaded.normalization)
+    segmenter = HeroSegmenter(TorchRuntime(loaded.model, loaded.image_size,
+                                           loaded.normalization))
     with ServerThread(segmenter, FollowConfig(port=0)) as server:
         client = Collector(server.url)
         for i, path in enumerate(following + empty):

@@ -155,15 +155,14 @@ def test_metrics_count_losses_reacquire_and_wrong_targets():
     people = np.array([[0.0, 0.0], [5.0, 0.0]])     # the hero, then someone else
     quad = np.array([3.0, 0.0, 3.5])
     on_her, on_him = [0.1, 0.0, 0.5], [4.8, 0.1, 0.5]
-    detect = [("object_detected", {"coords": on_her})]
-    script = [  # events, true hero pixels, the controller's target, set aside
-        (detect, 100, on_her, False), (detect, 100, on_her, False), ([], 0, on_her, False),
-        ([("object_lost", {"data": ""})], 0, None, False), ([], 0, None, False),
-        ([], 2, None, False), ([("object_detected", {"coords": on_him})], 50, on_him, False),
-        (detect, 80, on_her, False),
-        ([("object_detected", {"coords": on_him})], 80, on_her, True)]
-    for k, (events, pixels, target, set_aside) in enumerate(script):
-        m.add(k * 0.5, pixels, quad, "follow" if target else "hold", people, events,
+    script = [  # detected at, lost, true hero pixels, the controller's target, set aside
+        (on_her, False, 100, on_her, False), (on_her, False, 100, on_her, False),
+        (None, False, 0, on_her, False), (None, True, 0, None, False),
+        (None, False, 0, None, False), (None, False, 2, None, False),
+        (on_him, False, 50, on_him, False), (on_her, False, 80, on_her, False),
+        (on_him, False, 80, on_her, True)]
+    for k, (detected, lost, pixels, target, set_aside) in enumerate(script):
+        m.add(k * 0.5, pixels, quad, "follow" if target else "hold", people, detected, lost,
               None if target is None else np.array(target), set_aside)
     m.finish(4.5)
     s = m.summary()

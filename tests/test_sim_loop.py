@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("pybullet")  # the [sim] extra
 
-from followme.follower import protocol  # noqa: E402
-from followme.follower.server import FollowConfig, ServerThread  # noqa: E402
+from followme.follower.config import FollowConfig  # noqa: E402
+from followme.follower.quadsim import protocol  # noqa: E402
+from followme.follower.quadsim.server import ServerThread  # noqa: E402
 from followme.sim.camera import encode_depth  # noqa: E402
 from followme.sim.control import FOLLOW  # noqa: E402
 from followme.sim.loop import ClosedLoop, LoopSettings, OracleSegmenter, run_loop  # noqa: E402

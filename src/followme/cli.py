@@ -3,9 +3,9 @@
   data check / data prepare   followme.data.check / followme.data.prepare
   model summary               followme.models.summary
   train                       followme.training
-  predict                     followme.predict
+  predict                     followme.segment.predict
   evaluate                    followme.evaluation.evaluate
-  export --onnx               followme.export
+  export --onnx               followme.segment.onnx
   import-keras                followme.keras_import
   follow                      followme.follower
   sim record                  followme.sim.record
@@ -74,7 +74,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_predict(a: argparse.Namespace) -> int:
     from followme.checkpoint import load_checkpoint
-    from followme.predict import predict_folder
+    from followme.segment.predict import predict_folder
 
     written = predict_folder(load_checkpoint(a.model), a.images, a.out, overlays=a.overlay)
     print(f"wrote {len(written)} predictions to {a.out}")
@@ -92,7 +92,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from followme.export import export_onnx
+    from followme.segment.onnx import export_onnx
 
     diff = export_onnx(a.checkpoint, a.out)
     print(f"wrote {a.out}: uint8 (B, S, S, 3) frames -> (B, S, S, 3) probabilities; "

@@ -56,7 +56,7 @@ def demo(out: str | Path = "runs/demo", train_frames: int = 600, grade_frames: i
     """Run the demo into a new folder under ``out``; returns what demo.json holds."""
     from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
     from followme.evaluation.evaluate import evaluate
-    from followme.inference import load_segmenter
+    from followme.segment.segmenter import load_segmenter
     from followme.sim.commands import default_model
     from followme.sim.loop import LoopSettings, OracleSegmenter
     from followme.sim.record import record

@@ -29,10 +29,11 @@ from followme.atomic import write_atomic, write_text_atomic
 from followme.checkpoint import NORMALIZATION, read_checkpoint, save_checkpoint
 from followme.data.augment import AugmentConfig, HeroBank, augment
 from followme.data.cache import load_folders
-from followme.evaluation.grading import grade, load_grading_set
-from followme.inference import predict_probabilities
+from followme.evaluation.grading import load_grading_set, score_labels
+from followme.evaluation.score import final_score
 from followme.labels import HERO
 from followme.models import DEFAULT_MODEL, MAX_IMAGE_SIZE, create_model, model_config
+from followme.segment.frames import batched_logits, to_png_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -269,28 +270,24 @@ def plot_history(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def validate(model, grading, device, batch_size: int, dice_weight: float) -> dict:
     """Validation loss and the course figures on a grading set, from one pass over it."""
-    model.eval()
-    losses = []
-    subsets = iter(grading.arrays)
-
-    def predict(images):
-        labels = next(subsets).labels
-
-        def add_loss(start: int, logits: torch.Tensor) -> None:
-            y = torch.from_numpy(np.array(labels[start:start + len(logits)])).long().to(device)
-            losses.append(float(loss_fn(logits, y, dice_weight)) * len(logits))
-
-        return predict_probabilities(model, images, batch_size, device=device,
-                                     on_logits=add_loss)
-
-    figures = grade(predict, grading)
+    loss_sum, subsets = 0.0, {}
+    for name, arr in zip(grading.subsets, grading.arrays, strict=True):
+        predictions = []
+        for start, logits in batched_logits(model, arr.images, batch_size, device=device):
+            y = torch.from_numpy(np.array(arr.labels[start:start + len(logits)])).long().to(device)
+            loss_sum += float(loss_fn(logits, y, dice_weight)) * len(logits)
+            predictions.append(to_png_probabilities(logits))
+        subsets[name] = score_labels(
+            np.concatenate(predictions) if predictions else np.zeros((0, 0, 0, 3), np.uint8),
+            np.asarray(arr.labels), arr.names, arr.hero_pixels)
+    figures = final_score(subsets)
     n = sum(len(arr) for arr in grading.arrays)
     model.train()
     all_iou = [v["iou_hero"] * v["n"] for v in figures["subsets"].values()]
-    return {"val_loss": sum(losses) / n, "val_hero_iou": sum(all_iou) / n,
+    return {"val_loss": loss_sum / n, "val_hero_iou": sum(all_iou) / n,
             "val_final_score": figures["final_score"], "val_weight": figures["weight"],
             "val_final_iou": figures["final_iou"]}
 

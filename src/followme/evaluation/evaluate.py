@@ -13,7 +13,7 @@ from followme.atomic import write_text_atomic
 from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
 from followme.data.robond import DataError, Pair, find_pairs, read_image
 from followme.evaluation.score import SUBSETS, SubsetScore, final_score, score_folder
-from followme.predict import predict_folder
+from followme.segment.predict import predict_folder
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from followme.data.cache import RoboNDArrays, load_arrays
-from followme.evaluation.score import SUBSETS, SubsetScore, final_score, score_images, score_resized
+from followme.evaluation.score import SUBSETS, SubsetScore, score_images, score_resized
 from followme.labels import HERO, NUM_CLASSES, PEOPLE
 
 
@@ -66,13 +66,3 @@ def score_labels(predictions: np.ndarray, labels: np.ndarray, names: list[str],
     sizes = [None] * len(names) if hero_pixels is None else [int(h) for h in hero_pixels]
     return score_images({n: score_resized(t, p > 127, h)
                          for n, t, p, h in zip(names, truth, predictions, sizes, strict=True)})
-
-
-def grade(predict, grading: GradingSet) -> dict:
-    """Run ``predict`` ((N, S, S, 3) uint8 images -> uint8 probabilities) over each subset and
-    compute the course figures."""
-    subsets = {}
-    for name, arr in zip(grading.subsets, grading.arrays, strict=True):
-        subsets[name] = score_labels(predict(arr.images), np.asarray(arr.labels), arr.names,
-                                     arr.hero_pixels)
-    return final_score(subsets)

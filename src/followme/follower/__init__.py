@@ -1,10 +1,14 @@
 """``followme follow``: the quad follows the hero. QuadSim streams camera frames over Socket.IO;
 the follower segments each frame and answers with the hero's position in the world.
 
-  sensor frame -> image -> hero mask -> target -> quad command
-  protocol.py     (the model)  target.py   server.py (object_detected, markers, object_lost)
-                               geometry.py (pose, camera, rotation conventions)
-  worker.py: newest frame wins, stats    viz.py: --viz    record.py: --record
+  sensor frame -> camera frame -> hero mask -> target -> Detected | Lost -> quad command
+  quadsim/protocol.py  pipeline.py  (segment/)  target.py  pipeline.py   quadsim/server.py
+                       geometry.py (the pose, the camera, rotation conventions)
+  config.py: the settings   worker.py: newest frame wins, stats   viz.py: --viz
+  record.py: --record
+
+The follow core (pipeline.py, target.py, geometry.py) knows no transport: QuadSim's Socket.IO
+lives in quadsim/, and another output protocol gets a folder beside it.
 
 This module only defines the command line (cheap to import); ``server`` does the work.
 """
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from followme.follower.server import FollowConfig
+    from followme.follower.config import FollowConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,8 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(a: argparse.Namespace) -> FollowConfig:
     """Parsed ``followme follow`` options -> server.FollowConfig."""
+    from followme.follower.config import FollowConfig
     from followme.follower.geometry import Camera
-    from followme.follower.server import FollowConfig
 
     if a.lost_after < 1 or a.min_pixels < 0 or a.max_payload_mb <= 0 or a.log_every <= 0:
         raise ValueError("--lost-after must be >= 1, --min-pixels >= 0, --max-payload-mb and "
@@ -90,8 +94,8 @@ def cmd_follow(a: argparse.Namespace) -> int:
     """Load the model and serve until Ctrl-C."""
     import logging
 
-    from followme.follower.server import serve
-    from followme.inference import load_segmenter
+    from followme.follower.quadsim.server import serve
+    from followme.segment.segmenter import load_segmenter
 
     config = config_from_args(a)
     segmenter = load_segmenter(a.model)

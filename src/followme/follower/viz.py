@@ -8,10 +8,23 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from followme.atomic import write_atomic
 from followme.labels import HERO
-from followme.predict import overlay
+from followme.segment.predict import overlay
+
+
+def hero_centroid(hero: np.ndarray, min_pixels: int = 10) -> tuple[float, float] | None:
+    """(row, col) centroid of the largest connected hero blob, or None when the hero has
+    ``min_pixels`` or fewer pixels. hero: (H, W) bool."""
+    if int(hero.sum()) <= min_pixels:
+        return None
+    blobs, _ = ndimage.label(hero)
+    sizes = np.bincount(blobs.ravel())[1:]
+    largest = int(sizes.argmax()) + 1
+    r, c = ndimage.center_of_mass(blobs == largest)
+    return float(r), float(c)
 
 
 def mask_overlay(rgb: np.ndarray, mask: np.ndarray,

@@ -92,7 +92,7 @@ def cmd_sim_follow(a: argparse.Namespace) -> int:
     if a.oracle:
         segmenter, name = OracleSegmenter(), "oracle"
     else:
-        from followme.inference import load_segmenter
+        from followme.segment.segmenter import load_segmenter
 
         model = a.model or default_model()
         segmenter, name = load_segmenter(model), str(model or "shipped model")

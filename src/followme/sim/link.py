@@ -1,7 +1,8 @@
-"""The sim's wire to the follower: send a ``sensor_frame``, get the follower's events back.
+"""The sim's wire to the follower: send a ``sensor_frame``, get the follower's answer back.
 
   InProcessFollower   the follower's own per-frame path called directly:
-                      protocol.parse_sensor_frame -> server.FramePipeline -> server.HeroTracker
+                      protocol.parse_sensor_frame -> pipeline.FramePipeline ->
+                      pipeline.HeroTracker
   SocketIOFollower    QuadSim's own client on the wire (a raw WebSocket asking EIO=4, Engine.IO
                       3 framing, pings every 0.33 s) that emits ``sensor_frame`` and collects
                       object_detected, create_box_marker, delete_marker and object_lost.
@@ -11,7 +12,8 @@
                       Without them it streams, as QuadSim does: ``send`` returns what has
                       arrived so far.
 
-Both return events as (name, payload) pairs, in the order the follower sent them.
+Both return the answer as the follow core's Detected / Lost, in the order the follower gave
+them (the Socket.IO link reads them back from QuadSim's events, ``protocol.follow_events``).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from urllib.parse import urlsplit
 
 import websocket
 
-from followme.follower import protocol
-from followme.follower.server import FollowConfig, FramePipeline, HeroTracker, Segmenter
+from followme.follower.config import FollowConfig
+from followme.follower.pipeline import FollowEvent, FramePipeline, HeroTracker, Segmenter
+from followme.follower.quadsim import protocol
+from followme.follower.quadsim.protocol import Event
 from followme.follower.worker import FollowerStats
 
-Event = tuple[str, dict]
 QUADSIM_PING_INTERVAL = 0.33  # the scene's SocketIOComponent.pingInterval (a8192aa)
 
 
@@ -49,9 +52,11 @@ class InProcessFollower:
         self.pipeline = FramePipeline(segmenter, self.config)
         self.tracker = HeroTracker(self.config.lost_after)
 
-    def send(self, fields: dict) -> list[Event]:
-        frame = protocol.parse_sensor_frame(fields, self.config.max_payload)
-        return self.tracker.update(self.pipeline(frame).target)
+    def send(self, fields: dict) -> list[FollowEvent]:
+        frame = protocol.camera_frame(protocol.parse_sensor_frame(fields, self.config.max_payload),
+                                      self.config.frame_size, self.config.camera)
+        event = self.tracker.update(self.pipeline(frame).target)
+        return [] if event is None else [event]
 
     def close(self) -> None:
         pass
@@ -142,15 +147,15 @@ class SocketIOFollower:
                 self.longest_pong_wait = max(self.longest_pong_wait,
                                              time.monotonic() - self._last_pong)
 
-    def send(self, fields: dict) -> list[Event]:
+    def send(self, fields: dict) -> list[FollowEvent]:
         self._write("42" + json.dumps(["sensor_frame", fields], separators=(",", ":")))
         self.sent += 1
         if self.stats is not None:
             self._wait_for_answer()
-        return self.drain()
+        return protocol.follow_events(self.drain())
 
     def drain(self) -> list[Event]:
-        """The events that have arrived since the last call."""
+        """The QuadSim events that have arrived since the last call."""
         with self._cond:
             out, self._inbox = self._inbox, []
         return out

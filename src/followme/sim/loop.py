@@ -1,7 +1,7 @@
 """The closed loop: the simulated quad follows the hero through the follower.
 
   World --render--> Frame --sensor.py--> sensor_frame --link.py--> follower (the model, or the
-  oracle) --> object_detected / object_lost / markers --control.py--> FollowController --> Quad
+  oracle) --> Detected / Lost --control.py--> FollowController --> Quad
   truth --metrics.py--> LoopMetrics;  observers (video.py) see every frame.
 
 ``run_loop`` runs in simulated time, lock-step: each camera frame waits for the follower's
@@ -24,13 +24,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from tqdm import tqdm
 
-from followme.follower import protocol
+from followme.follower.config import FollowConfig
 from followme.follower.geometry import look_angles
-from followme.follower.server import FollowConfig, Segmenter, ServerThread
+from followme.follower.pipeline import Detected, FollowEvent, Lost, Segmenter
+from followme.follower.quadsim import protocol
+from followme.follower.quadsim.protocol import create_box_marker
+from followme.follower.quadsim.server import ServerThread
 from followme.labels import HERO
 from followme.sim.camera import Frame, render
 from followme.sim.control import FOLLOW, FollowController, FollowSettings
-from followme.sim.link import Event, InProcessFollower, SocketIOFollower
+from followme.sim.link import InProcessFollower, SocketIOFollower
 from followme.sim.metrics import HERO_CENTRE, FrameRecord, LoopMetrics
 from followme.sim.quad import Patrol, Quad, patrol_route
 from followme.sim.sensor import sensor_frame
@@ -67,14 +70,14 @@ class LoopStep:
 
     frame: Frame
     mask: np.ndarray | None       # the segmenter's hero mask, when it ran in this process
-    events: list[Event]
+    events: list[FollowEvent]
     record: FrameRecord
     loop: ClosedLoop
 
 
 class OracleSegmenter:
     """The true hero labels in place of the network, with HeroSegmenter's call: frame ->
-    (hero mask (S, S) bool, None). The sim announces each frame's labels with ``expect``; the
+    hero mask (S, S) bool. The sim announces each frame's labels with ``expect``; the
     follower's decoded image finds them again (the same decoder, the same pixels), so the
     oracle is right in lock-step and when streaming alike. An unknown frame has no hero."""
 
@@ -96,13 +99,13 @@ class OracleSegmenter:
             while len(self._labels) > self.keep:
                 self._labels.popitem(last=False)
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, None]:
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
         with self._lock:
             labels = self._labels.get(self._key(frame))
         if labels is None:
             self.unknown += 1
-            return np.zeros(frame.shape[:2], bool), None
-        return labels == HERO, None
+            return np.zeros(frame.shape[:2], bool)
+        return labels == HERO
 
 
 class MaskTap:
@@ -112,10 +115,9 @@ class MaskTap:
         self.segmenter = segmenter
         self.mask: np.ndarray | None = None
 
-    def __call__(self, frame: np.ndarray):
-        out = self.segmenter(frame)
-        self.mask = np.asarray(out[0], bool)
-        return out
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        self.mask = np.asarray(self.segmenter(frame), bool)
+        return self.mask
 
 
 def start_quad(world: World, rng: np.random.Generator, settings: LoopSettings,
@@ -150,7 +152,10 @@ class ClosedLoop:
         self.quad, patrol = start_quad(self.world, rng, settings)
         self.controller = FollowController(patrol, settings.follow)
         self.metrics = LoopMetrics()
+        # QuadSim's box markers, as the video shows them: one where each detection put the hero,
+        # for its duration; the last one deleted on loss
         self.markers: dict[int, tuple[np.ndarray, float]] = {}   # id -> (position, expiry)
+        self._marker = -1
         self.epoch = time.time()
         self.longest_pong_wait = 0.0  # over the wire: the follower's longest silence to pings
 
@@ -174,25 +179,27 @@ class ClosedLoop:
                             labels=np.zeros_like(frame.labels))
         return frame, sensor_frame(frame, self.epoch + self.time)
 
-    def answer(self, frame: Frame, events: list[Event], mask: np.ndarray | None = None
+    def answer(self, frame: Frame, events: list[FollowEvent], mask: np.ndarray | None = None
                ) -> LoopStep:
-        """Obey the follower's events and score the frame."""
+        """Obey the follower's answer and score the frame."""
         set_aside = self.controller.set_aside
-        for name, data in events:
-            if name == "object_detected":
-                self.controller.on_detected(data["coords"])
-            elif name == "object_lost":
+        detected = None
+        for event in events:
+            if isinstance(event, Detected):
+                detected = event.world
+                self.controller.on_detected(event.world)
+                self._marker += 1
+                self.markers[self._marker] = (np.asarray(event.world, float), self.time +
+                                              create_box_marker(0, event.world)["duration"])
+            elif isinstance(event, Lost):
                 self.controller.on_lost()
-            elif name == "create_box_marker":
-                self.markers[int(data["id"])] = (np.asarray(data["pose"][:3], float),
-                                                 self.time + float(data.get("duration", 0.4)))
-            elif name == "delete_marker":  # by id only: QuadSim has no "-1 deletes all"
-                self.markers.pop(int(data["id"]), None)
+                self.markers.pop(self._marker, None)
         self.markers = {k: v for k, v in self.markers.items() if v[1] >= self.time}
         people = np.array([w.position for w in self.world.people])
         following = self.controller.mode == FOLLOW
         record = self.metrics.add(self.time, int((frame.labels == HERO).sum()),
-                                  self.quad.position, self.controller.mode, people, events,
+                                  self.quad.position, self.controller.mode, people, detected,
+                                  any(isinstance(e, Lost) for e in events),
                                   self.controller.predicted_target() if following else None,
                                   self.controller.set_aside > set_aside)
         return LoopStep(frame, mask, events, record, self)

@@ -56,9 +56,11 @@ class LoopMetrics:
         self.end_time: float | None = None
 
     def add(self, t: float, hero_pixels: int, quad_position: np.ndarray, mode: str,
-            people_xy: np.ndarray, events: list[tuple[str, dict]],
+            people_xy: np.ndarray, detected: tuple[float, float, float] | None, lost: bool,
             target: np.ndarray | None = None, set_aside: bool = False) -> FrameRecord:
         """One camera frame. ``people_xy`` (P, 2): the hero first, then everyone else;
+        ``detected``: where the follower put the hero in this frame (None: nowhere); ``lost``:
+        whether it said she was lost;
         ``target``: what the controller follows, None when it follows nobody; ``set_aside``:
         the controller did not believe this frame's detection."""
         hero = np.array([people_xy[0][0], people_xy[0][1], HERO_CENTRE])
@@ -66,8 +68,7 @@ class LoopMetrics:
         def gaps(point) -> np.ndarray:
             return np.linalg.norm(people_xy - np.asarray(point, float)[:2], axis=1)
 
-        detected = [d for name, d in events if name == "object_detected"]
-        detection_error = float(gaps(detected[-1]["coords"])[0]) if detected else math.nan
+        detection_error = float(gaps(detected)[0]) if detected is not None else math.nan
         target_error, wrong_person = math.nan, False
         if target is not None:
             to_people = gaps(target)
@@ -77,12 +78,12 @@ class LoopMetrics:
         record = FrameRecord(t=t, hero_pixels=int(hero_pixels),
                              distance=float(np.linalg.norm(quad_position - hero)),
                              height=float(quad_position[2]), mode=mode,
-                             detected=bool(detected), detection_error=detection_error,
+                             detected=detected is not None, detection_error=detection_error,
                              target_error=target_error,
                              wrong_detection=detection_error > self.wrong_within,
                              wrong_target=target_error > self.wrong_within,
                              wrong_person=wrong_person, set_aside=set_aside,
-                             lost=any(name == "object_lost" for name, _ in events))
+                             lost=lost)
         self.frames.append(record)
         return record
 

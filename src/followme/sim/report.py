@@ -9,7 +9,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from followme.follower.server import FollowConfig, Segmenter
+from followme.follower.config import FollowConfig
+from followme.follower.pipeline import Segmenter
 from followme.sim.loop import LoopSettings, LoopStep, run_loop
 from followme.sim.metrics import LoopMetrics
 from followme.sim.video import LoopVideo, plot_run

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from followme.follower.viz import mask_overlay
-from followme.inference import hero_centroid
+from followme.follower.viz import hero_centroid, mask_overlay
 from followme.labels import HERO
 from followme.sim.camera import FOV_DEG
 from followme.sim.loop import LoopStep

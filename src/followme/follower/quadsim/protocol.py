@@ -27,11 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from followme.follower.geometry import Pose, parse_pose
+from followme.follower.config import FRAME_SIZE, MAX_PAYLOAD
+from followme.follower.geometry import Camera, Pose, parse_pose
+from followme.follower.pipeline import CameraFrame, Detected, FollowEvent, Lost
 
 FIELDS = ("timestamp", "rgb_image", "depth_image", "pose", "gimbal_pose")
-FRAME_SIZE = 256  # QuadSim's camera images are 256 x 256
-MAX_PAYLOAD = 4 * 1024 * 1024  # bytes of one sensor_frame
 
 
 class MalformedFrame(ValueError):
@@ -142,6 +142,14 @@ def decode_depth(data: bytes, size: int = FRAME_SIZE) -> np.ndarray:
     return a if a.ndim == 2 else np.ascontiguousarray(a[..., 0])
 
 
+def camera_frame(frame: SensorFrame, size: int = FRAME_SIZE, camera: Camera | None = None
+                 ) -> CameraFrame:
+    """Decode a checked sensor_frame's images for the follow core (on the worker)."""
+    camera = camera or Camera()
+    return CameraFrame(decode_rgb(frame.rgb, size),
+                       camera.depth_metres(decode_depth(frame.depth, size)), frame.gimbal)
+
+
 # --- events the follower sends (QuadSim's utils/sio_msgs.py) ---
 
 def object_detected(world: tuple[float, float, float]) -> dict:
@@ -166,3 +174,35 @@ def delete_marker(marker_id: int) -> dict:
 
 def object_lost() -> dict:
     return {"data": ""}
+
+
+Event = tuple[str, dict]  # (name, payload) as on the wire
+
+
+class QuadSimEvents:
+    """One client's Detected / Lost -> the QuadSim events that say them: object_detected and a
+    box marker for each sighting; object_lost and the deletion of the last marker on loss."""
+
+    def __init__(self):
+        self._marker = -1
+
+    def __call__(self, event: FollowEvent | None) -> list[Event]:
+        if isinstance(event, Detected):
+            self._marker = (self._marker + 1) % 100_000
+            return [("object_detected", object_detected(event.world)),
+                    ("create_box_marker", create_box_marker(self._marker, event.world))]
+        if isinstance(event, Lost):
+            return [("object_lost", object_lost()), ("delete_marker", delete_marker(self._marker))]
+        return []
+
+
+def follow_events(events: list[Event]) -> list[FollowEvent]:
+    """What a follower said on the wire, read back as Detected / Lost (markers carry nothing
+    new: each one sits where the hero was detected)."""
+    out: list[FollowEvent] = []
+    for name, data in events:
+        if name == "object_detected":
+            out.append(Detected(tuple(float(v) for v in data["coords"][:3])))
+        elif name == "object_lost":
+            out.append(Lost())
+    return out

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from followme.checkpoint import LoadedModel
 from followme.data.resize import resize_image
 from followme.data.robond import IMAGE_SUFFIXES, DataError, read_image
-from followme.inference import predict_probabilities
+from followme.segment.frames import predict_probabilities
 
 log = logging.getLogger(__name__)
 

@@ -55,20 +55,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import socketio
 from aiohttp import WSCloseCode, WSMsgType, web
 from engineio import payload as eio_payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
-from followme.follower import protocol
-from followme.follower.geometry import Camera
-from followme.follower.protocol import FRAME_SIZE, MAX_PAYLOAD, MalformedFrame, SensorFrame
-from followme.follower.target import Target, locate_hero
+from followme.follower.config import FollowConfig
+from followme.follower.pipeline import FramePipeline, HeroTracker, Segmenter
+from followme.follower.quadsim import protocol
+from followme.follower.quadsim.protocol import MalformedFrame, QuadSimEvents, SensorFrame
+from followme.follower.target import Target
 from followme.follower.worker import FollowerStats, LatestFrameWorker
 
 log = logging.getLogger("followme.follower")
@@ -76,89 +74,6 @@ log = logging.getLogger("followme.follower")
 # warnings (an explicit logger also stops them from adding handlers of their own).
 _LIBRARY_LOG = logging.getLogger("followme.follower.socketio")
 _LIBRARY_LOG.setLevel(logging.WARNING)
-
-# segmenter(frame (S, S, 3) uint8) -> (hero mask (s, s) bool, centroid or None), as
-# followme.inference.HeroSegmenter; tests inject synthetic ones.
-Segmenter = Callable[[np.ndarray], tuple]
-
-
-@dataclass
-class FollowConfig:
-    host: str = "127.0.0.1"
-    port: int = 4567
-    min_pixels: int = 10  # the hero needs more mask pixels than this
-    lost_after: int = 7  # object_lost on this miss in a row (the course: num_no_see > 6)
-    max_payload: int = MAX_PAYLOAD  # bytes of one message
-    frame_size: int = FRAME_SIZE
-    camera: Camera = field(default_factory=Camera)
-    viz: Path | None = None  # write the overlay PNG here
-    record: Path | None = None  # record frames and predictions here (RoboND layout)
-    log_every: float = 10.0  # seconds between stats lines
-    # Host header names accepted besides loopback and ``host`` ("*": any), see host_allowed
-    allow_hosts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    target: Target | None
-    mask: np.ndarray
-    rgb: np.ndarray
-
-
-class FramePipeline:
-    """sensor frame -> image -> hero mask -> target, one frame at a time (on the worker)."""
-
-    def __init__(self, segmenter: Segmenter, config: FollowConfig):
-        self.segmenter = segmenter
-        self.config = config
-
-    def __call__(self, frame: SensorFrame) -> FrameResult:
-        size = self.config.frame_size
-        rgb = protocol.decode_rgb(frame.rgb, size)
-        depth = self.config.camera.depth_metres(protocol.decode_depth(frame.depth, size))
-        mask = np.asarray(self.segmenter(rgb)[0], dtype=bool)
-        if mask.ndim != 2:
-            raise ValueError(f"segmenter returned a mask of shape {mask.shape}")
-        target = locate_hero(mask, depth, frame.gimbal, self.config.camera,
-                             self.config.min_pixels)
-        return FrameResult(target, mask, rgb)
-
-    def warm_up(self) -> None:
-        """One blank frame through the model, so the first real frame is not the slow one."""
-        self.segmenter(np.zeros((self.config.frame_size, self.config.frame_size, 3), np.uint8))
-
-
-class HeroTracker:
-    """One client's quad: the events to send after each processed frame.
-
-    Hero found: object_detected and a box marker. On the ``lost_after``-th processed frame in a
-    row without the hero, following a sighting: object_lost once (and the last marker deleted).
-    The course's follower.py sends object_lost when ``num_no_see > 6``, the 7th miss
-    (``code/follower.py:175``, 18216d8): the default.
-    Malformed and dropped frames do not count either way.
-    """
-
-    def __init__(self, lost_after: int = 7):
-        self.lost_after = lost_after
-        self.seen = False
-        self.misses = 0
-        self._marker = -1
-
-    def update(self, target: Target | None) -> list[tuple[str, dict]]:
-        if target is not None:
-            self.seen, self.misses = True, 0
-            self._marker = (self._marker + 1) % 100_000
-            return [("object_detected", protocol.object_detected(target.world)),
-                    ("create_box_marker", protocol.create_box_marker(self._marker, target.world))]
-        if not self.seen:
-            return []
-        self.misses += 1
-        if self.misses < self.lost_after:
-            return []
-        self.seen, self.misses = False, 0
-        return [("object_lost", protocol.object_lost()),
-                ("delete_marker", protocol.delete_marker(self._marker))]
-
 
 class _Manager(socketio.AsyncManager):
     """python-socketio 4.6.1's AsyncManager.emit, awaiting each send in turn: the original passes
@@ -389,7 +304,7 @@ class FollowerServer:
         self.stats = FollowerStats()
         self.pipeline = FramePipeline(segmenter, self.config)
         self.port: int | None = None
-        self.trackers: dict[str, HeroTracker] = {}
+        self.clients: dict[str, tuple[HeroTracker, QuadSimEvents]] = {}
         self.hard_cap = hard_cap = max(4 * self.config.max_payload, 1 << 20)
         self.sio = _SocketIOServer(
             self._junk, async_mode="aiohttp", client_manager=_Manager(), logger=_LIBRARY_LOG,
@@ -477,11 +392,11 @@ class FollowerServer:
         request = environ.get("aiohttp.request")
         log.info("follower: client %s connected from %s", sid[:8],
                  request.remote if request is not None else "?")
-        self.trackers[sid] = HeroTracker(self.config.lost_after)
+        self.clients[sid] = (HeroTracker(self.config.lost_after), QuadSimEvents())
 
     async def _on_disconnect(self, sid) -> None:
         self.stats.count("disconnects")
-        self.trackers.pop(sid, None)
+        self.clients.pop(sid, None)
         if self.worker and self.worker.forget(sid):
             self._warn("disconnect", f"follower: client {sid[:8]} left mid-stream; its waiting "
                                      f"frame was dropped ({self.stats.disconnects} "
@@ -555,7 +470,8 @@ class FollowerServer:
     def _process(self, sid: str, item: tuple[SensorFrame, float]) -> None:
         frame, t0 = item
         try:
-            result = self.pipeline(frame)
+            result = self.pipeline(protocol.camera_frame(frame, self.config.frame_size,
+                                                          self.config.camera))
         except MalformedFrame as e:
             self._call_soon(self._malformed, sid, e)
             return
@@ -587,10 +503,11 @@ class FollowerServer:
     # --- events out (event loop) ---
 
     def _deliver(self, sid: str, target: Target | None, t0: float) -> None:
-        tracker = self.trackers.get(sid)
-        if tracker is None:  # the client left while its frame was processed
+        client = self.clients.get(sid)
+        if client is None:  # the client left while its frame was processed
             return
-        events = tracker.update(target)
+        tracker, quadsim_events = client
+        events = quadsim_events(tracker.update(target))
         task = asyncio.create_task(self._send(sid, events, t0))
         task.add_done_callback(self._sent)
 
