@@ -76,7 +76,8 @@ def seed_checkpoint(tmp_path) -> Path:
 
     torch.manual_seed(0)
     path = tmp_path / "seed.pt"
-    save_checkpoint(path, {"model_name": "seed", "model_config": model_config("seed").to_dict(),
+    save_checkpoint(path, {"arch": "fcn", "model_name": "seed",
+                           "model_config": model_config("seed").to_dict(),
                            "image_size": 32, "normalization": NORMALIZATION,
                            "model": create_model("seed").state_dict()})
     return path

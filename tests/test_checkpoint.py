@@ -22,7 +22,7 @@ from followme.models import MODELS, create_model, model_config
 
 def base_state(name="seed", image_size=64, **overrides) -> dict:
     model = create_model(name).eval()
-    state = {"model_name": name, "model_config": model_config(name).to_dict(),
+    state = {"arch": "fcn", "model_name": name, "model_config": model_config(name).to_dict(),
              "image_size": image_size, "normalization": dict(NORMALIZATION),
              "model": model.state_dict()}
     state.update(overrides)
@@ -279,3 +279,28 @@ def test_write_text_atomic_replaces_and_keeps_the_old_text_on_a_full_disk(tmp_pa
         atomic.write_text_atomic(path, "[1, 2, 3]\n")
     assert path.read_text() == "[1, 2]\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["history.json"]
+
+
+def test_a_checkpoint_names_its_architecture_and_an_unknown_one_is_refused(tmp_path):
+    path = write_base(tmp_path / "m.pt")
+    assert checkpoint.read_checkpoint(path)["arch"] == "fcn"
+    with pytest.raises(ValueError, match="needs an arch"):
+        save_checkpoint(tmp_path / "none.pt", {k: v for k, v in base_state().items()
+                                               if k != "arch"})
+    assert not (tmp_path / "none.pt").exists()
+    state = base_state()
+    state["arch"] = "resnet"
+    atomic.write_atomic(tmp_path / "odd.pt", lambda f: torch.save(
+        {"format": checkpoint.FORMAT, **state}, f))
+    with pytest.raises(ValueError, match="odd.pt: arch 'resnet': not one of fcn, keras"):
+        load_checkpoint(tmp_path / "odd.pt")
+
+
+def test_a_checkpoint_written_before_the_arch_key_still_loads(tmp_path):
+    state = {k: v for k, v in base_state().items() if k != "arch"}
+    atomic.write_atomic(tmp_path / "old.pt", lambda f: torch.save(
+        {"format": checkpoint.FORMAT, **state}, f))
+    assert load_checkpoint(tmp_path / "old.pt").name == "seed"
+    assert "arch" not in torch.load(checkpoint.SHIPPED_MODEL, map_location="cpu",
+                                    weights_only=True)  # so is ours
+    assert load_checkpoint().name == "fcn_res"

@@ -20,7 +20,8 @@ def checkpoint(tmp_path):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     path = tmp_path / "m.pt"
-    save_checkpoint(path, {"model_name": "seed", "model_config": model_config("seed").to_dict(),
+    save_checkpoint(path, {"arch": "fcn", "model_name": "seed",
+                           "model_config": model_config("seed").to_dict(),
                            "image_size": 64, "normalization": NORMALIZATION,
                            "model": model.state_dict()})
     return path

@@ -14,7 +14,7 @@ from followme.cli import main
 from followme.data.robond import find_pairs
 from followme.evaluation.evaluate import evaluate
 from followme.evaluation.score import SUBSETS
-from followme.keras_import import KerasImportError, import_keras
+from followme.keras_import.convert import KerasImportError, import_keras
 from followme.keras_import.graph import (
     BatchNormalization,
     Conv2D,
@@ -375,7 +375,7 @@ def test_a_huge_declared_dataset_shape_is_refused_unread(tmp_path, capsys):
     assert weights.stat().st_size < 100_000
     err = cli_refuses(capsys, tmp_path, config, weights)
     assert str(weights) in err and "(100000, 100000, 3, 3)" in err
-    from followme.keras_import import read_keras_weights
+    from followme.keras_import.convert import read_keras_weights
 
     with pytest.raises(KerasImportError, match="100000"):
         read_keras_weights(weights)

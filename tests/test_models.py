@@ -47,7 +47,7 @@ def test_unknown_model_lists_the_choices():
 def test_checkpoint_rebuilds_its_model(tmp_path):
     model = create_model("fcn_res").eval()
     path = tmp_path / "m.pt"
-    save_checkpoint(path, {"model_name": "fcn_res",
+    save_checkpoint(path, {"arch": "fcn", "model_name": "fcn_res",
                            "model_config": model_config("fcn_res").to_dict(),
                            "image_size": 64, "normalization": NORMALIZATION,
                            "model": model.state_dict()})

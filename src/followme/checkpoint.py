@@ -1,8 +1,9 @@
 """Self-describing checkpoints: every command rebuilds the model from the file alone.
 
-A checkpoint is a plain dict: the model's name and config, the image size and the input
-normalisation, the weights, and for training also the optimizer, the position in training
-and the history.
+A checkpoint is a plain dict: its architecture (``arch``: a key of ``ARCHS``), the model's name
+and config, the image size and the input normalisation, the weights, and for training also the
+optimizer, the position in training and the history. Files written before the ``arch`` key
+are read as "keras" when their config holds a Keras graph, else as "fcn".
 
 Checkpoints are read with ``weights_only=True`` only, and everything they carry is checked
 before a model is built, so a damaged, foreign or hostile file ends in one ValueError that
@@ -22,7 +23,8 @@ import torch
 from torch import nn
 
 from followme.atomic import write_atomic
-from followme.models import build_from_config, check_model_config
+from followme.keras_import.graph import build_keras, check_keras_config
+from followme.models import build_fcn, check_fcn_config
 
 FORMAT = "followme-checkpoint-1"
 # Pixels scale to [-1, 1] as the course did: (x / 255 - 0.5) * 2 == x * scale + offset.
@@ -32,6 +34,16 @@ SHIPPED_MODEL = Path(__file__).parent / "assets" / "default_model.pt"
 __all__ = ["LoadedModel", "load_checkpoint", "read_checkpoint", "save_checkpoint",
            "NORMALIZATION", "SHIPPED_MODEL"]
 REQUIRED_KEYS = ("model_name", "model_config", "image_size", "normalization", "model")
+# arch -> (check(model_config, image_size), build(model_config) -> nn.Module)
+ARCHS = {"fcn": (check_fcn_config, build_fcn), "keras": (check_keras_config, build_keras)}
+
+
+def checkpoint_arch(ckpt: dict) -> str:
+    """The architecture a checkpoint names (or, written before the key, its config shows)."""
+    if "arch" in ckpt:
+        return ckpt["arch"]
+    config = ckpt.get("model_config")
+    return "keras" if isinstance(config, dict) and "keras" in config else "fcn"
 
 
 @dataclass
@@ -46,7 +58,10 @@ class LoadedModel:
 # ------------------------------------------------------------------------------------ writing
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write atomically: a temp file beside the target, then a rename. On failure (a full disk)
-    the previous file at ``path`` is left as it was and no temp file remains."""
+    the previous file at ``path`` is left as it was and no temp file remains. ``state`` names
+    its ``arch``."""
+    if state.get("arch") not in ARCHS:
+        raise ValueError(f"{path}: a checkpoint needs an arch, one of {', '.join(ARCHS)}")
     write_atomic(Path(path), lambda f: torch.save({"format": FORMAT, **state}, f))
 
 
@@ -90,9 +105,10 @@ def load_checkpoint(path: str | Path | None = None) -> LoadedModel:
     path = Path(path) if path else SHIPPED_MODEL
     ckpt = read_checkpoint(path)
     name = ckpt["model_name"]
+    check, build = ARCHS[checkpoint_arch(ckpt)]
     try:
-        check_model_config(ckpt["model_config"], ckpt["image_size"])
-        model = build_from_config(ckpt["model_config"])
+        check(ckpt["model_config"], ckpt["image_size"])
+        model = build(ckpt["model_config"])
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
         detail = f"no {e.args[0]!r:.60}" if isinstance(e, KeyError) and e.args else str(e)
         raise ValueError(f"{path}: a bad model_config ({name:.40}): "
@@ -171,6 +187,9 @@ def _check_fields(ckpt: dict) -> str:
                                  ckpt["model"])
     if not isinstance(name, str):
         return f"model_name is a {type(name).__name__}, not a string"
+    arch = checkpoint_arch(ckpt)
+    if not isinstance(arch, str) or arch not in ARCHS:
+        return f"arch {arch!r:.40}: not one of {', '.join(ARCHS)}"
     if not isinstance(ckpt["model_config"], dict):
         return f"model_config is a {type(ckpt['model_config']).__name__}, not a dict"
     if not isinstance(size, int) or isinstance(size, bool):

@@ -6,7 +6,7 @@
   predict                     followme.segment.predict
   evaluate                    followme.evaluation.evaluate
   export --onnx               followme.segment.onnx
-  import-keras                followme.keras_import
+  import-keras                followme.keras_import.convert
   follow                      followme.follower
   sim record                  followme.sim.record
   sim follow / sim serve      followme.sim.commands (loop.py, serve.py)
@@ -101,7 +101,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_import_keras(a: argparse.Namespace) -> int:
-    from followme.keras_import import cmd_import_keras
+    from followme.keras_import.convert import cmd_import_keras
 
     return cmd_import_keras(a)
 

@@ -390,7 +390,8 @@ def train(cfg: TrainConfig) -> dict:
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     def checkpoint(path: Path, with_optimizer: bool = True) -> None:
-        ckpt = {"model_name": cfg.model, "model_config": model_config(cfg.model).to_dict(),
+        ckpt = {"arch": "fcn", "model_name": cfg.model,
+                "model_config": model_config(cfg.model).to_dict(),
                 "image_size": cfg.image_size, "normalization": NORMALIZATION,
                 "model": model.state_dict(), "train_state": state,
                 "train_config": asdict(cfg)}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from followme.keras_import.ops import pad_same, resize_bilinear_tf1
-from followme.models import MAX_IMAGE_SIZE  # pixels a side of the input
+from followme.models import MAX_IMAGE_SIZE, check_image_size
 
 
 class KerasImportError(ValueError):
@@ -722,3 +722,23 @@ class KerasGraph(nn.Module):
             for s in done:
                 del values[s]
         return values[self.output_name]
+
+
+def check_keras_config(config: dict, image_size: int | None = None) -> None:
+    """A checkpoint's model_config for an imported graph, {"keras": <Keras model config>,
+    "image_size": S}: its kinds and sizes (the graph itself is checked as it is built)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"model_config is a {type(config).__name__}, not a dict")
+    if not isinstance(config.get("keras"), dict):
+        raise ValueError(f"model_config keras is a {type(config.get('keras')).__name__}, "
+                         "not a dict")
+    for name, size in (("image_size", image_size),
+                       ("model_config image_size", config.get("image_size"))):
+        if size is not None:  # an imported model may be tiny (tests), but not huge
+            check_image_size(name, size, 1)
+
+
+def build_keras(config: dict) -> KerasGraph:
+    """Rebuild an imported graph from a checkpoint's model_config."""
+    check_keras_config(config)
+    return KerasGraph(config["keras"], config.get("image_size"))

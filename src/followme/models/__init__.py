@@ -46,37 +46,23 @@ def create_model(name: str, **overrides) -> nn.Module:
     return FCN(model_config(name, **overrides))
 
 
-def build_from_config(config: dict) -> nn.Module:
-    """Rebuild a model from the config a checkpoint carries: an FCNConfig, or an imported Keras
-    graph ({"keras": <Keras model config>, "image_size": S}, see followme.keras_import).
-    A malformed or oversized config raises ValueError before anything is allocated."""
-    check_model_config(config)
-    if "keras" in config:
-        from followme.keras_import.graph import KerasGraph
-
-        return KerasGraph(config["keras"], config.get("image_size"))
+def build_fcn(config: dict) -> nn.Module:
+    """Rebuild an FCN from the config a checkpoint carries (``FCNConfig.to_dict()``). A malformed
+    or oversized config raises ValueError before anything is allocated."""
+    check_fcn_config(config)
     return FCN(FCNConfig(**config))
 
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # pixels a side, for every model
 
 
-def check_model_config(config: dict, image_size: int | None = None) -> None:
-    """Refuse a model config that cannot be built or is too big (ValueError saying why), and,
+def check_fcn_config(config: dict, image_size: int | None = None) -> None:
+    """Refuse an FCN config that cannot be built or is too big (ValueError saying why), and,
     given the checkpoint's ``image_size``, an input size the model cannot take."""
     if not isinstance(config, dict):
         raise ValueError(f"model_config is a {type(config).__name__}, not a dict")
-    if "keras" in config:  # followme.keras_import checks the graph itself
-        if not isinstance(config["keras"], dict):
-            raise ValueError(f"model_config keras is a {type(config['keras']).__name__}, "
-                             "not a dict")
-        for name, size in (("image_size", image_size),
-                           ("model_config image_size", config.get("image_size"))):
-            if size is not None:  # an imported model may be tiny (tests), but not huge
-                _check_image_size(name, size, 1)
-        return
     if image_size is not None:
-        _check_image_size("image_size", image_size, MIN_IMAGE_SIZE)
+        check_image_size("image_size", image_size, MIN_IMAGE_SIZE)
     fields = set(FCNConfig.__dataclass_fields__)
     unknown = sorted(map(str, set(config) - fields))
     if unknown:
@@ -90,11 +76,11 @@ def check_model_config(config: dict, image_size: int | None = None) -> None:
                          f"{len(fcn.encoder)} encoder stages need")
 
 
-def _check_image_size(name: str, size, low: int) -> None:
+def check_image_size(name: str, size, low: int) -> None:
     if not (isinstance(size, int) and not isinstance(size, bool)
             and low <= size <= MAX_IMAGE_SIZE):
         raise ValueError(f"{name} = {size!r:.40}: want an int in {low}..{MAX_IMAGE_SIZE}")
 
 
 __all__ = ["MODELS", "DEFAULT_MODEL", "FCN", "FCNConfig", "create_model", "model_config",
-           "build_from_config", "check_model_config"]
+           "build_fcn", "check_fcn_config", "check_image_size"]
