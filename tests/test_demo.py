@@ -9,6 +9,8 @@ from followme.checkpoint import SHIPPED_MODEL, load_checkpoint, read_checkpoint
 from followme.cli import main
 from followme.training import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # fine-tuning and the demo end to end
+
 
 def test_init_starts_from_the_checkpoint(tiny_robond, tmp_path):
     cfg = TrainConfig(train=str(tiny_robond), val=None, model="fcn_res", out=str(tmp_path / "ft"),
@@ -39,14 +41,15 @@ def test_train_init_on_the_command_line(tiny_robond, tmp_path):
 def test_demo_end_to_end_tiny(tmp_path, capsys):
     pytest.importorskip("pybullet")
     pytest.importorskip("imageio")
-    from followme.demo import add_arguments, cmd_demo
+    from followme.demo import add_arguments
+    from followme.demo import run as run_demo
 
     p = argparse.ArgumentParser()
     add_arguments(p)
     a = p.parse_args(["--out", str(tmp_path), "--train-frames", "33", "--grade-frames", "8",
                       "--train-minutes", "0.01", "--loop-minutes", "0.05", "--people", "4",
                       "--video", "follow.gif"])
-    assert cmd_demo(a) == 0
+    assert run_demo(a) == 0
     printed = capsys.readouterr().out
     (run,) = tmp_path.iterdir()
     result = json.loads((run / "demo.json").read_text())

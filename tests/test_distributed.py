@@ -11,6 +11,8 @@ import torch
 
 from followme.checkpoint import read_checkpoint
 
+pytestmark = pytest.mark.slow  # torchrun: two processes and a resume
+
 
 def followme_train(out, data, *extra, processes: int = 1) -> dict:
     launcher = [sys.executable, "-m", "followme"]

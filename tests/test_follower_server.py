@@ -219,11 +219,9 @@ def test_command_line_defaults():
 def test_followme_follow_is_a_verb():
     from followme.cli import build_parser
 
-    try:
-        a = build_parser().parse_args(["follow", "--port", "4568"])
-    except SystemExit:
-        pytest.skip("followme follow is not wired into followme.cli yet")
-    assert a.port == 4568 and a.host == "127.0.0.1" and a.func.__name__ == "cmd_follow"
+    argv = ["follow", "--port", "4568"]
+    a = build_parser(argv).parse_args(argv)
+    assert a.port == 4568 and a.host == "127.0.0.1" and a.verb_run.__module__ == "followme.follower"
 
 
 def test_a_port_in_use_is_an_error():
@@ -284,10 +282,10 @@ def test_the_command_serves_until_sigterm():
     import threading
 
     code = ("import argparse, logging, sys\n"
-            "from followme.follower import add_arguments, cmd_follow\n"
+            "from followme.follower import add_arguments, run\n"
             "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
             "p = argparse.ArgumentParser(); add_arguments(p)\n"
-            "sys.exit(cmd_follow(p.parse_args(sys.argv[1:])))\n")
+            "sys.exit(run(p.parse_args(sys.argv[1:])))\n")
     proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--log-every", "0.5"],
                             stderr=subprocess.PIPE, text=True)
     guard = threading.Timer(90, proc.kill)  # never hang the suite on a silent server

@@ -37,6 +37,7 @@ def test_sensor_frame_is_what_the_follower_parses():
     assert (frame.labels == 2).sum() > 100                           # starts with her in view
 
 
+@pytest.mark.slow
 def test_oracle_closed_loop_keeps_the_hero_in_view_and_at_distance():
     """60 s of simulated time with the true labels in place of the network."""
     oracle = OracleSegmenter()
@@ -48,6 +49,7 @@ def test_oracle_closed_loop_keeps_the_hero_in_view_and_at_distance():
     assert s["detections"] >= 0.9 * s["frames"]
 
 
+@pytest.mark.slow
 def test_after_a_blackout_the_quad_searches_and_re_acquires_her():
     """The camera sees nothing for 3 s from t = 10 s: object_lost, hold, search, and her again
     within 5 s of the loss."""
@@ -63,6 +65,7 @@ def test_after_a_blackout_the_quad_searches_and_re_acquires_her():
     assert s["wrong_detections"] == 0
 
 
+@pytest.mark.slow
 def test_the_socket_io_loop_is_the_in_process_loop():
     """10 s with QuadSim's wire (raw WebSocket, EIO=4, pings) to the real server on 127.0.0.1, in
     lock-step: the same run, frame for frame, as the follower called in process."""
@@ -74,6 +77,7 @@ def test_the_socket_io_loop_is_the_in_process_loop():
     assert over_socket.frames == in_process.frames
 
 
+@pytest.mark.slow
 def test_sim_serve_streams_to_a_follower_in_real_time():
     from followme.sim.serve import serve_sim
 

@@ -80,8 +80,12 @@ def test_lr_warms_up_then_decays():
 
 def test_far_hero_images_are_drawn_more_often():
     weights = training.sampling_weights(np.array([0, 50, 5000, 0]), far_weight=3.0)
-    order = training.epoch_order(weights, seed=0, epoch=0)
-    assert weights.tolist() == [1, 4, 1, 1] and len(order) == 4
+    assert weights.tolist() == [1, 4, 1, 1]
+    draws = torch.cat([training.epoch_order(weights, seed=0, epoch=e) for e in range(500)])
+    share = torch.bincount(draws, minlength=4).double() / len(draws)
+    assert len(draws) == 2000 and abs(float(share[1]) - 4 / 7) < 0.03  # the far hero: 4/7
+    assert all(abs(float(share[i]) - 1 / 7) < 0.03 for i in (0, 2, 3))
+    assert not torch.equal(training.epoch_order(weights, 0, 0), training.epoch_order(weights, 0, 1))
 
 
 def test_the_course_recipe_is_the_seed_notebooks(tmp_path, tiny_robond, monkeypatch):

@@ -30,9 +30,10 @@ FORMAT = "followme-checkpoint-1"
 # Pixels scale to [-1, 1] as the course did: (x / 255 - 0.5) * 2 == x * scale + offset.
 NORMALIZATION = {"scale": 2 / 255, "offset": -1.0}
 SHIPPED_MODEL = Path(__file__).parent / "assets" / "default_model.pt"
+SIM_MODEL = Path(__file__).parent / "assets" / "sim_model.pt"  # fine-tuned on our sim's frames
 # What every command needs of a checkpoint (training adds its own state beside these).
 __all__ = ["LoadedModel", "load_checkpoint", "read_checkpoint", "save_checkpoint",
-           "NORMALIZATION", "SHIPPED_MODEL"]
+           "NORMALIZATION", "SHIPPED_MODEL", "SIM_MODEL"]
 REQUIRED_KEYS = ("model_name", "model_config", "image_size", "normalization", "model")
 # arch -> (check(model_config, image_size), build(model_config) -> nn.Module)
 ARCHS = {"fcn": (check_fcn_config, build_fcn), "keras": (check_keras_config, build_keras)}

@@ -143,7 +143,7 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_demo(a: argparse.Namespace) -> int:
+def run(a: argparse.Namespace) -> int:
     result = demo(a.out, a.train_frames, a.grade_frames, a.train_minutes, a.loop_minutes,
                   a.people, a.seed, oracle=not a.no_oracle, video=a.video)
     print(report(result))

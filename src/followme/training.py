@@ -6,6 +6,7 @@ so a run stopped at any batch and resumed repeats the uninterrupted run exactly.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import io
@@ -15,7 +16,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     train: str | list[str] = "data/robond/train"  # one RoboND folder, or several as one set
-    val: str | None = "data/robond/validation"
+    val: str | None = None  # a RoboND or grading folder scored each epoch; None: no validation
     model: str = DEFAULT_MODEL
     out: str = "runs/default"
     epochs: int = 30
@@ -492,3 +493,60 @@ def train(cfg: TrainConfig) -> dict:
         ctrl_c.restore()
         distributed.stop(proc, wait=finished)
     return row
+
+
+# the flags a recipe sets: left out on the command line, they take the recipe's value
+RECIPE_FLAGS = ("model", "epochs", "batch_size", "lr", "dice_weight", "far_hero_weight",
+                "steps_per_epoch")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme train``; defaults are TrainConfig's (and the recipe's, for RECIPE_FLAGS)."""
+    from followme.models import MODELS
+
+    d = TrainConfig()
+    p.add_argument("--train", required=True, nargs="+", metavar="DIR",
+                   help="RoboND folder(s); several train as one set (e.g. real and sim data)")
+    p.add_argument("--val", metavar="DIR", help="RoboND or grading folder, scored each epoch")
+    p.add_argument("--recipe", default="default", choices=sorted(RECIPES),
+                   help="default: ours; course: the seed notebook's (seed FCN, Adam 0.01, batch "
+                        "150, 50 epochs of 50 steps, no augmentation); flags given override it")
+    p.add_argument("--model", choices=sorted(MODELS), help=f"default {d.model}")
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}; a resumed run keeps its own")
+    p.add_argument("--minutes", type=float, help="train this long instead of --epochs")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"default {d.lr:g}")
+    p.add_argument("--steps-per-epoch", type=int, metavar="N",
+                   help="batches an epoch (default: one pass over the data)")
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--out", default=d.out)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", metavar="CKPT",
+                   help="start from this checkpoint's weights (fine-tuning; same --model)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--val-every", type=int, default=d.val_every, metavar="N",
+                   help="validate every N epochs")
+    p.add_argument("--max-batches", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--dice-weight", type=float, help=f"default {d.dice_weight:g}")
+    p.add_argument("--far-hero-weight", type=float, help=f"default {d.far_hero_weight:g}")
+    p.add_argument("--paste", type=float,
+                   help=f"hero copy-paste probability (default {d.augment.paste:g})")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32 only")
+
+
+def run(a: argparse.Namespace) -> int:
+    given = {k: getattr(a, k) for k in RECIPE_FLAGS if getattr(a, k) is not None}
+    cfg = TrainConfig.from_recipe(
+        a.recipe, **given, train=a.train, val=a.val, out=a.out, minutes=a.minutes,
+        epochs_given=a.epochs is not None, image_size=a.image_size, seed=a.seed,
+        threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume, init=a.init,
+        max_batches=a.max_batches, val_every=a.val_every, bf16=False if a.no_bf16 else None)
+    if a.paste is not None:
+        cfg.augment = replace(cfg.augment, paste=a.paste)
+    row = train(cfg)
+    print(json.dumps(row))
+    return 130 if row.get("interrupted") else 0
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +45,15 @@ def format_stats(s: dict) -> str:
              "hero size in pixels, where present: " + ", ".join(
                  f"{k} {v:.0f}" for k, v in s["hero_pixels_percentiles"].items())]
     return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme data check DIR...``."""
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad files instead of failing")
+
+
+def run(a: argparse.Namespace) -> int:
+    for folder in a.dirs:
+        print(format_stats(folder_stats(folder, skip_bad=a.skip_bad)))
+    return 0

@@ -20,6 +20,7 @@ course kept runs as ``raw_sim_data/{train,validation}/<run>/IMG/`` and converted
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,3 +122,19 @@ def prepare(raw: str | Path, out: str | Path, progress: bool = True) -> dict[str
         folder = str(img_path.parent.parent)
         written[folder] = written.get(folder, 0) + 1
     return written
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme data prepare RAW OUT``."""
+    p.add_argument("raw", metavar="RAW")
+    p.add_argument("out", metavar="OUT")
+
+
+def run(a: argparse.Namespace) -> int:
+    written = prepare(a.raw, a.out)
+    for folder, n in written.items():
+        print(f"wrote {n} image/mask pairs to {folder}")
+    if not written:
+        print(f"{a.raw}: no frame could be read (see the warnings above)")
+        return 1
+    return 0

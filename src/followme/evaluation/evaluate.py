@@ -3,6 +3,7 @@ score.json, score.md and one side-by-side picture per subset."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from pathlib import Path
@@ -170,3 +171,26 @@ def side_by_side(pairs: list[Pair], subset_dir: Path, path: Path, score: SubsetS
     fig.tight_layout()
     fig.savefig(path, dpi=70)
     plt.close(fig)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme evaluate``."""
+    p.add_argument("--model", metavar="CKPT", help="default: the shipped model")
+    p.add_argument("--grade-dir", metavar="DIR",
+                   help="default: data/robond/validation_grade, then "
+                        "../shared/data/robond/validation_grade")
+    p.add_argument("--out", default="runs/evaluate", metavar="OUT")
+    p.add_argument("--pred-dir", metavar="DIR",
+                   help="score existing predictions: DIR/<subset>/ or the course's "
+                        "DIR/<subset>_<run_name>/")
+    p.add_argument("--run-name", help="with --pred-dir: which run's <subset>_<run_name>/")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable or unpaired files instead of failing")
+
+
+def run(a: argparse.Namespace) -> int:
+    figures = evaluate(find_grade_dir(a.grade_dir), a.out, model=a.model, pred_dir=a.pred_dir,
+                       skip_bad=a.skip_bad, run_name=a.run_name)
+    print(score_markdown(figures))
+    print(f"wrote {a.out}/score.json, {a.out}/score.md and {a.out}/<subset>_samples.png")
+    return 0

@@ -90,7 +90,7 @@ def config_from_args(a: argparse.Namespace) -> FollowConfig:
         allow_hosts=tuple(h.strip() for h in a.allow_host))
 
 
-def cmd_follow(a: argparse.Namespace) -> int:
+def run(a: argparse.Namespace) -> int:
     """Load the model and serve until Ctrl-C."""
     import logging
 

@@ -39,7 +39,7 @@ MAX_CONFIG_BYTES = 16 * 2**20  # a RoboND config is about 20 kB
 MAX_WEIGHT_ARRAYS = 16  # per layer; Keras 2 layers have at most 4
 MAX_CHUNK_BYTES = 2**20  # an HDF5 chunk may be bigger than its dataset only up to this
 
-__all__ = ["KerasGraph", "KerasImportError", "build_graph", "cmd_import_keras", "import_keras",
+__all__ = ["KerasGraph", "KerasImportError", "build_graph", "import_keras",
            "read_keras_config", "read_keras_weights"]
 
 
@@ -292,7 +292,17 @@ def import_keras(config_path: str | Path, weights_path: str | Path | None, out: 
     return out
 
 
-def cmd_import_keras(a: argparse.Namespace) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme import-keras``."""
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="CONFIG_JSON WEIGHTS_H5 (as model_tools.save_network wrote them), "
+                        "or one MODEL.h5 holding both")
+    p.add_argument("--out", required=True, metavar="CKPT")
+    p.add_argument("--image-size", type=int,
+                   help="only for a model whose input has no fixed size")
+
+
+def run(a: argparse.Namespace) -> int:
     """``followme import-keras``: a.files (one MODEL.h5, or CONFIG_JSON WEIGHTS_H5), a.out and
     a.image_size (or None)."""
     from followme.checkpoint import load_checkpoint

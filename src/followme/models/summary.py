@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
-from followme.models import create_model
+from followme.models import MODELS, create_model
 
 
 def summary(name: str, image_size: int = 160) -> str:
@@ -18,3 +20,14 @@ def summary(name: str, image_size: int = 160) -> str:
     params = sum(p.numel() for p in model.parameters())
     lines.append(f"parameters: {params:,}")
     return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme model summary NAME``."""
+    p.add_argument("name", choices=sorted(MODELS))
+    p.add_argument("--image-size", type=int, default=160)
+
+
+def run(a: argparse.Namespace) -> int:
+    print(summary(a.name, a.image_size))
+    return 0

@@ -3,6 +3,7 @@ optional overlays."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -92,3 +93,18 @@ def predict_folder(loaded: LoadedModel, images: str | Path, out: str | Path,
         log.warning("%s: skipped %d unreadable image(s)", images, skipped)
     return written
 
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme predict --model CKPT --images DIR --out DIR [--overlay]``."""
+    p.add_argument("--model", metavar="CKPT", help="default: the shipped model")
+    p.add_argument("--images", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--overlay", action="store_true", help="also write tinted overlays")
+
+
+def run(a: argparse.Namespace) -> int:
+    from followme.checkpoint import load_checkpoint
+
+    written = predict_folder(load_checkpoint(a.model), a.images, a.out, overlays=a.overlay)
+    print(f"wrote {len(written)} predictions to {a.out}")
+    return 0

@@ -8,11 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
-SIM_MODEL = Path(__file__).resolve().parents[1] / "assets" / "sim_model.pt"
-
 
 def default_model() -> str | None:
     """The shipped sim model when there is one, else None (the shipped RoboND model)."""
+    from followme.checkpoint import SIM_MODEL
+
     return str(SIM_MODEL) if SIM_MODEL.is_file() else None
 
 
@@ -83,7 +83,7 @@ def _print(summary: dict, name: str) -> None:
     print(f"metrics: {Path(summary['plot']).with_name('metrics.json')}")
 
 
-def cmd_sim_follow(a: argparse.Namespace) -> int:
+def run_follow(a: argparse.Namespace) -> int:
     """Run the closed loop; print the figures and the paths of the files."""
     from followme.sim.loop import OracleSegmenter
     from followme.sim.report import follow_to_files
@@ -102,7 +102,7 @@ def cmd_sim_follow(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sim_serve(a: argparse.Namespace) -> int:
+def run_serve(a: argparse.Namespace) -> int:
     """Be QuadSim for a follower at HOST:PORT until --minutes or Ctrl-C; then report."""
     from followme.sim.report import VideoFiles, write_report
     from followme.sim.serve import serve_sim

@@ -265,10 +265,27 @@ def record(out: str | Path, frames: int, mode: str = "mixed", seed: int = 0,
     return summary
 
 
-def cmd_sim_record(args: argparse.Namespace) -> int:
-    """``followme sim record --out DIR --frames N [--mode patrol|follow|mixed] [--seed S]
-    [--grade] [--resume] [--interval SECONDS] [--scenario-frames N] [--people MIN MAX]
-    [--depth]``."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``followme sim record``."""
+    defaults = RecordSettings()
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--frames", type=int, required=True, metavar="N")
+    p.add_argument("--mode", choices=MODES, default=defaults.mode)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--grade", action="store_true",
+                   help="write following_images/, patrol_with_targ/, patrol_non_targ/ by hero size")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the recording in a non-empty DIR (same settings)")
+    p.add_argument("--interval", type=float,
+                   help=f"simulated seconds between frames ({defaults.interval:g})")
+    p.add_argument("--scenario-frames", type=int, metavar="N",
+                   help=f"frames per world ({defaults.scenario_frames})")
+    p.add_argument("--people", type=int, nargs=2, metavar=("MIN", "MAX"),
+                   help="crowd size per world ({} {})".format(*defaults.people))
+    p.add_argument("--depth", action="store_true", help="also write depth/*.png as QuadSim does")
+
+
+def run(args: argparse.Namespace) -> int:
     extra = {k: getattr(args, k) for k in ("interval", "scenario_frames", "depth")
              if getattr(args, k, None) is not None}
     if getattr(args, "people", None) is not None:
