@@ -10,16 +10,16 @@ Data flow, one job per module:
   engine.py   PyBullet, imported in one place with an install hint
   world.py    World: ground, buildings, trees, people + hero walking on paths (owns a PyBullet
               DIRECT client), body id -> label table, lighting per scenario
-  pose.py     poses and rotations in the ROS world frame, QuadSim pose strings (numpy only)
-  camera.py   the 256x256 gimbal camera: RGB, metric depth, labels from TinyRenderer
+  camera.py   the 256x256 gimbal camera: RGB, metric depth, labels from TinyRenderer (poses are
+              follower/geometry.py's Pose)
   quad.py     point-mass quad with speed/acceleration/yaw-rate limits, gimbal, patrol (numpy only)
   record.py   ``followme sim record``: frames -> the RoboND layout (images/, masks/)
 
-The closed loop, sensor frame -> follower -> events -> controller -> quad:
+The closed loop, sensor frame -> follower -> Detected / Lost -> controller -> quad:
 
   sensor.py   Frame -> QuadSim's sensor_frame fields (JPEG, depth PNG, pose strings)
-  link.py     the follower in process, or over Socket.IO as QuadSim's client
-  control.py  FollowController: patrol / follow / hold / search from the follower's events
+  link.py     the follower in process, or over QuadSim's wire as its client
+  control.py  FollowController: patrol / follow / hold / search from the follower's answers
   metrics.py  truth-based figures: hero in view, distance, losses, wrong targets
   loop.py     ClosedLoop and run_loop (simulated time, lock-step); OracleSegmenter
   serve.py    ``followme sim serve``: the sim as QuadSim, in real time, for any follower
