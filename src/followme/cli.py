@@ -62,13 +62,16 @@ def _chosen(argv: list[str]) -> Verb | None:
     return None
 
 
-def _module(verb: Verb):
+def _attach(verb: Verb, c: argparse.ArgumentParser) -> None:
+    """The verb's options and its run function, from its module."""
     try:
-        return importlib.import_module(verb.module)
+        module = importlib.import_module(verb.module)
+        getattr(module, verb.add)(c)
     except ModuleNotFoundError as e:
         extra = " (the [sim] extra: pip install -e '.[sim]')" if verb.words[0] in ("sim", "demo") \
             else ""
         raise ValueError(f"followme {' '.join(verb.words)} needs {e.name}{extra}") from e
+    c.set_defaults(verb_run=getattr(module, verb.run))
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -90,9 +93,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         c = parent.add_parser(verb.words[-1], help=verb.help, description=verb.help)
         c.set_defaults(verb_spec=verb)
         if verb == chosen:
-            module = _module(verb)
-            getattr(module, verb.add)(c)
-            c.set_defaults(verb_run=getattr(module, verb.run))
+            _attach(verb, c)
     return p
 
 

@@ -25,19 +25,17 @@ if TYPE_CHECKING:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``followme follow`` options."""
-    from followme.follower.geometry import (
-        DEPTH_KINDS,
-        PIXEL_AXES,
-        QUADSIM_DEPTH_MAX,
-        QUADSIM_FOCAL,
-    )
+    from followme.follower.config import FollowConfig
+    from followme.follower.geometry import DEPTH_KINDS, PIXEL_AXES
+
+    d = FollowConfig()
 
     p.add_argument("--model", metavar="CKPT",
                    help="a checkpoint or an .onnx export (default: the shipped model)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface, "
+    p.add_argument("--host", default=d.host,
+                   help=f"address to listen on (default {d.host}; 0.0.0.0 for every interface, "
                         "with --allow-host for the names other machines reach it by)")
-    p.add_argument("--port", type=int, default=4567, help="QuadSim connects to 4567")
+    p.add_argument("--port", type=int, default=d.port, help=f"QuadSim connects to {d.port}")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
                    help="also serve requests whose Host header names HOST (any port); only "
                         "loopback names and --host are served otherwise, which keeps web pages "
@@ -47,25 +45,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default runs/follow/overlay.png)")
     p.add_argument("--record", metavar="DIR",
                    help="save frames and predicted masks in the RoboND layout")
-    p.add_argument("--min-pixels", type=int, default=10, metavar="N",
-                   help="the hero needs more mask pixels than this (default 10)")
-    p.add_argument("--lost-after", type=int, default=7, metavar="K",
-                   help="object_lost on the K-th frame in a row without the hero (default 7, "
-                        "as the course's follower.py: num_no_see > 6)")
-    p.add_argument("--max-payload-mb", type=float, default=4.0, metavar="MIB",
-                   help="messages over this many MiB are skipped (default 4)")
-    p.add_argument("--log-every", type=float, default=10.0, metavar="S",
-                   help="seconds between stats lines (default 10)")
+    p.add_argument("--min-pixels", type=int, default=d.min_pixels, metavar="N",
+                   help=f"the hero needs more mask pixels than this (default {d.min_pixels})")
+    p.add_argument("--lost-after", type=int, default=d.lost_after, metavar="K",
+                   help=f"object_lost on the K-th frame in a row without the hero (default "
+                        f"{d.lost_after}, as the course's follower.py: num_no_see > 6)")
+    p.add_argument("--max-payload-mb", type=float, default=d.max_payload / 2**20, metavar="MIB",
+                   help=f"messages over this many MiB are skipped (default "
+                        f"{d.max_payload / 2**20:g})")
+    p.add_argument("--log-every", type=float, default=d.log_every, metavar="S",
+                   help=f"seconds between stats lines (default {d.log_every:g})")
     g = p.add_argument_group("camera conventions QuadSim leaves open (see follower/geometry.py)")
-    g.add_argument("--focal", type=float, default=QUADSIM_FOCAL, metavar="F",
-                   help=f"focal length in image widths (default {QUADSIM_FOCAL:.4f}: QuadSim's "
+    g.add_argument("--focal", type=float, default=d.camera.focal, metavar="F",
+                   help=f"focal length in image widths (default {d.camera.focal:.4f}: QuadSim's "
                         "60 degree camera; 1 is the course follower.py's fx = image size)")
-    g.add_argument("--depth-max", type=float, default=QUADSIM_DEPTH_MAX, metavar="M",
-                   help=f"metres that depth value 255 stands for (default {QUADSIM_DEPTH_MAX:g}: "
+    g.add_argument("--depth-max", type=float, default=d.camera.depth_max, metavar="M",
+                   help=f"metres that depth value 255 stands for (default {d.camera.depth_max:g}: "
                         "QuadSim's far clip plane; the course's follower.py read 50)")
-    g.add_argument("--depth-kind", choices=DEPTH_KINDS, default="planar",
+    g.add_argument("--depth-kind", choices=DEPTH_KINDS, default=d.camera.depth_kind,
                    help="depth along the optical axis (planar, default) or along the ray (range)")
-    g.add_argument("--pixel-axes", choices=PIXEL_AXES, default="pinhole",
+    g.add_argument("--pixel-axes", choices=PIXEL_AXES, default=d.camera.pixel_axes,
                    help="pinhole (default) or the course follower.py's row/column mapping")
 
 

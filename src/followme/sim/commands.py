@@ -17,18 +17,26 @@ def default_model() -> str | None:
 
 
 def _add_run_arguments(p: argparse.ArgumentParser, out: str) -> None:
-    p.add_argument("--minutes", type=float, default=1.0, help="simulated minutes (default 1)")
-    p.add_argument("--people", type=int, default=20, help="people besides the hero (20)")
-    p.add_argument("--seed", type=int, default=0, help="the world and the start")
-    p.add_argument("--camera-hz", type=float, default=5.0,
-                   help="sensor frames a second (5, as QuadSim's CommandServer.cs)")
-    p.add_argument("--distance", type=float, default=3.0, help="metres to keep (3)")
-    p.add_argument("--height", type=float, default=2.5, help="metres above the ground (2.5)")
-    p.add_argument("--blackout", type=float, default=0.0, metavar="S",
+    from followme.sim.loop import LoopSettings
+
+    d = LoopSettings()
+    p.add_argument("--minutes", type=float, default=d.seconds / 60,
+                   help=f"simulated minutes (default {d.seconds / 60:g})")
+    p.add_argument("--people", type=int, default=d.people,
+                   help=f"people besides the hero ({d.people})")
+    p.add_argument("--seed", type=int, default=d.seed, help="the world and the start")
+    p.add_argument("--camera-hz", type=float, default=d.camera_hz,
+                   help=f"sensor frames a second ({d.camera_hz:g}, as QuadSim's "
+                        "CommandServer.cs)")
+    p.add_argument("--distance", type=float, default=d.follow.distance,
+                   help=f"metres to keep ({d.follow.distance:g})")
+    p.add_argument("--height", type=float, default=d.follow.height,
+                   help=f"metres above the ground ({d.follow.height:g})")
+    p.add_argument("--blackout", type=float, default=d.blackout, metavar="S",
                    help="the camera sees nothing for S s from every --blackout-every s (a "
                         "covered lens): losses, to measure re-acquisition (default 0: none)")
-    p.add_argument("--blackout-every", type=float, default=60.0, metavar="E",
-                   help="seconds between blackouts (60)")
+    p.add_argument("--blackout-every", type=float, default=d.blackout_every, metavar="E",
+                   help=f"seconds between blackouts ({d.blackout_every:g})")
     p.add_argument("--out", default=out, metavar="DIR", help=f"default {out}")
     p.add_argument("--video", default="follow.mp4", metavar="NAME",
                    help="video file in OUT, .mp4 or .gif (default follow.mp4)")
