@@ -1,0 +1,232 @@
+"""Detected / Lost + the vehicle's state -> the MAVLink messages to send (no I/O here).
+
+Safety rules, in the order ``tick`` applies them:
+
+1. Nothing is sent to a vehicle that has not been heard for ``stale`` s.
+2. The commander never arms, takes off or leaves the ground; it commands only while the vehicle
+   is in the mode the operator chose (``Autopilot.follow_mode[command]``). The one exception is
+   PX4's OFFBOARD, which needs setpoints before it can be entered: outside it, the commander
+   streams "stay where you are" setpoints, which PX4 ignores in every other mode.
+3. A hero farther than ``max_range`` from the vehicle, or a commanded point outside the fence
+   (``fence_radius`` around where the vehicle was when the commander first heard it), is not
+   flown to: the setpoint stops at the fence, FOLLOW_TARGET is not sent.
+4. Setpoints move at most ``max_speed`` m/s.
+5. After ``grace`` s without a detection (or a Lost), the commander sets the ``on_lost`` mode
+   once (hold, land or return) and stops.
+
+Messages are (pymavlink message name, fields): ``link.MavlinkLink`` sends them and logs each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from followme.follower.mavlink.autopilots import Autopilot, autopilot
+from followme.follower.mavlink.frames import offset_to_global, world_to_ned
+from followme.follower.pipeline import Detected, FollowEvent, Lost
+
+Message = tuple[str, dict]
+MAV_FRAME_LOCAL_NED = 1
+MAV_CMD_DO_SET_MODE = 176
+# SET_POSITION_TARGET_LOCAL_NED type_mask: position and yaw only (ignore velocity 8|16|32,
+# acceleration 64|128|256, yaw rate 2048)
+POSITION_AND_YAW = 8 | 16 | 32 | 64 | 128 | 256 | 2048
+FOLLOW_POS, FOLLOW_VEL = 1, 2  # FOLLOW_TARGET est_capabilities bits
+
+
+@dataclass
+class VehicleState:
+    """What the vehicle last said of itself (``link.MavlinkLink`` keeps it up to date)."""
+
+    heard: float = -math.inf  # monotonic s of the last HEARTBEAT
+    custom_mode: int | None = None
+    armed: bool = False
+    position: np.ndarray | None = None  # LOCAL_POSITION_NED x, y, z
+    velocity: np.ndarray | None = None
+    lat: float | None = None  # GLOBAL_POSITION_INT, degrees
+    lon: float | None = None
+    alt: float | None = None  # m above mean sea level
+    attitude: tuple[float, float, float] | None = None  # ATTITUDE roll, pitch, yaw (rad)
+    gimbal: tuple[float, float, float] | None = None  # camera roll, pitch, yaw, earth frame (rad)
+    boot_ms: int = 0  # the vehicle's time_boot_ms of the last message that had one
+
+
+@dataclass
+class CommanderSettings:
+    autopilot: str = "px4"
+    command: str = "follow-target"
+    on_lost: str = "hold"
+    grace: float = 2.0  # s without a detection before on_lost
+    distance: float = 5.0  # m kept from her, horizontally (setpoints)
+    height: float = 4.0  # m above her (setpoints)
+    max_speed: float = 3.0  # m/s of the setpoint
+    max_range: float = 60.0  # m: a hero farther than this is not believed
+    fence_radius: float = 100.0  # m around where the vehicle was first heard
+    stale: float = 3.0  # s without a HEARTBEAT: send nothing
+    target_system: int = 1
+    target_component: int = 1
+
+    def __post_init__(self):
+        autopilot(self.autopilot)
+        if self.command not in ("follow-target", "setpoints"):
+            raise ValueError(f"--command {self.command}: choose follow-target or setpoints")
+        if self.on_lost not in ("hold", "land", "rtl"):
+            raise ValueError(f"--on-lost {self.on_lost}: choose hold, land or rtl")
+        if not (self.grace >= 0 and self.max_speed > 0 and self.max_range > 0
+                and self.fence_radius > 0 and self.distance >= 0):
+            raise ValueError("grace, distance >= 0; max speed, range and fence radius > 0")
+
+
+@dataclass
+class HeroEstimate:
+    """Her NED position and velocity from the detections (an alpha-beta filter)."""
+
+    position: np.ndarray
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    seen: float = 0.0  # monotonic s of the last detection
+    updates: int = 1
+
+    def update(self, measured: np.ndarray, now: float, alpha: float = 0.6,
+               beta: float = 0.2) -> None:
+        dt = now - self.seen
+        if dt <= 0:
+            self.position = measured
+            return
+        predicted = self.position + self.velocity * dt
+        residual = measured - predicted
+        self.position = predicted + alpha * residual
+        self.velocity = self.velocity + beta * residual / dt
+        self.seen, self.updates = now, self.updates + 1
+
+
+class FollowCommander:
+    def __init__(self, settings: CommanderSettings):
+        self.settings = settings
+        self.autopilot: Autopilot = autopilot(settings.autopilot)
+        self.follow_mode = self.autopilot.follow_mode[settings.command]
+        self.hero: HeroEstimate | None = None
+        self.home: np.ndarray | None = None
+        self.setpoint: np.ndarray | None = None
+        self.setpoint_time = 0.0
+        self.followed = False  # commanded since the last loss
+        self.gave_up = False  # on_lost was set; wait for the next detection
+        self.notes: list[str] = []  # what the commander decided, for the log
+
+    # ---- in ----
+
+    def on_event(self, event: FollowEvent | None, now: float) -> None:
+        """The follow core's answer to one frame, its Detected world in (x north, y west, z up)."""
+        if isinstance(event, Detected):
+            ned = world_to_ned(event.world)
+            if self.hero is None:
+                self.hero = HeroEstimate(ned, seen=now)
+            else:
+                self.hero.update(ned, now)
+            self.gave_up = False
+        elif isinstance(event, Lost):
+            self.notes.append("the follow core lost her; on-lost after the grace period")
+
+    # ---- out ----
+
+    def in_follow_mode(self, state: VehicleState) -> bool:
+        return state.custom_mode == self.autopilot.modes[self.follow_mode]
+
+    def tick(self, state: VehicleState, now: float) -> list[Message]:
+        """The messages to send now (called at the stream rate, 5 Hz or more)."""
+        s = self.settings
+        if now - state.heard > s.stale or state.position is None:
+            return []
+        if self.home is None:
+            self.home = state.position.copy()
+        fresh = self.hero is not None and now - self.hero.seen <= s.grace
+        if not self.in_follow_mode(state):
+            self.followed = False
+            if self.autopilot.name == "px4" and s.command == "setpoints":
+                return [self._setpoint(state, state.position.copy(), self._yaw(state), now)]
+            return []
+        if not fresh:
+            if self.followed and not self.gave_up:
+                self.gave_up, self.followed = True, False
+                mode = self.autopilot.lost_mode[s.on_lost]
+                self.notes.append(f"no detection for {s.grace:g} s: setting {mode} "
+                                  f"(--on-lost {s.on_lost})")
+                return [self._set_mode(mode)]
+            if s.command == "setpoints":  # hold where the last setpoint was
+                hold = self.setpoint if self.setpoint is not None else state.position.copy()
+                return [self._setpoint(state, hold, self._yaw(state), now)]
+            return []
+        hero = self.hero.position + self.hero.velocity * min(now - self.hero.seen, s.grace)
+        if np.linalg.norm((hero - state.position)[:2]) > s.max_range:
+            self.notes.append(f"hero {np.linalg.norm((hero - state.position)[:2]):.0f} m away, "
+                              f"beyond --max-range {s.max_range:g}: not followed")
+            return []
+        self.followed = True
+        if s.command == "follow-target":
+            if state.lat is None:
+                self.notes.append("no GLOBAL_POSITION_INT yet: FOLLOW_TARGET not sent")
+                return []
+            if np.linalg.norm((hero - self.home)[:2]) > s.fence_radius:
+                self.notes.append("hero outside the fence: FOLLOW_TARGET not sent")
+                return []
+            return [self._follow_target(state, hero, now)]
+        goal, yaw = self._goal(state, hero)
+        return [self._setpoint(state, goal, yaw, now)]
+
+    # ---- messages ----
+
+    def _goal(self, state: VehicleState, hero: np.ndarray) -> tuple[np.ndarray, float]:
+        """``distance`` m from her on the bearing the vehicle is on, ``height`` m above her,
+        facing her."""
+        away = (state.position - hero)[:2]
+        norm = float(np.linalg.norm(away))
+        if norm < 1e-3:
+            yaw = state.attitude[2] if state.attitude else 0.0
+            away, norm = -np.array([math.cos(yaw), math.sin(yaw)]), 1.0
+        xy = hero[:2] + away / norm * self.settings.distance
+        goal = np.array([xy[0], xy[1], hero[2] - self.settings.height])
+        return goal, math.atan2(hero[1] - goal[1], hero[0] - goal[0])
+
+    def _yaw(self, state: VehicleState) -> float:
+        return state.attitude[2] if state.attitude else 0.0
+
+    def _setpoint(self, state: VehicleState, goal: np.ndarray, yaw: float, now: float) -> Message:
+        s = self.settings
+        if self.setpoint is not None:
+            step = goal - self.setpoint
+            most = s.max_speed * max(now - self.setpoint_time, 0.0)
+            if np.linalg.norm(step) > most:
+                goal = self.setpoint + step / np.linalg.norm(step) * most
+        out = goal[:2] - self.home[:2]
+        if np.linalg.norm(out) > s.fence_radius:
+            goal = np.array([*(self.home[:2] + out / np.linalg.norm(out) * s.fence_radius),
+                             goal[2]])
+        self.setpoint, self.setpoint_time = goal, now
+        return ("set_position_target_local_ned", dict(
+            time_boot_ms=state.boot_ms, target_system=s.target_system,
+            target_component=s.target_component, coordinate_frame=MAV_FRAME_LOCAL_NED,
+            type_mask=POSITION_AND_YAW, x=float(goal[0]), y=float(goal[1]), z=float(goal[2]),
+            vx=0.0, vy=0.0, vz=0.0, afx=0.0, afy=0.0, afz=0.0, yaw=float(yaw), yaw_rate=0.0))
+
+    def _follow_target(self, state: VehicleState, hero: np.ndarray, now: float) -> Message:
+        """Her position as lat/lon/alt (from the vehicle's own GLOBAL_POSITION_INT and the
+        local offset between them) and her velocity once two detections give one."""
+        caps = FOLLOW_POS | (FOLLOW_VEL if self.hero.updates > 1 else 0)
+        north, east, down = hero - state.position
+        lat, lon = offset_to_global(state.lat, state.lon, north, east)
+        return ("follow_target", dict(
+            timestamp=int(now * 1000), est_capabilities=caps, lat=round(lat * 1e7),
+            lon=round(lon * 1e7), alt=float(state.alt - down),
+            vel=[float(v) for v in self.hero.velocity], acc=[0.0, 0.0, 0.0],
+            attitude_q=[1.0, 0.0, 0.0, 0.0], rates=[0.0, 0.0, 0.0], position_cov=[0.0] * 3,
+            custom_state=0))
+
+    def _set_mode(self, mode: str) -> Message:
+        p1, p2, p3 = self.autopilot.set_mode_params(mode)
+        s = self.settings
+        return ("command_long", dict(
+            target_system=s.target_system, target_component=s.target_component,
+            command=MAV_CMD_DO_SET_MODE, confirmation=0, param1=float(p1), param2=float(p2),
+            param3=float(p3), param4=0.0, param5=0.0, param6=0.0, param7=0.0))

@@ -1,0 +1,217 @@
+"""The MAVLink transport: frames, the commander's rules, and the sim's vehicle over UDP."""
+
+import math
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from followme.follower.mavlink.autopilots import ARDUPILOT, PX4
+from followme.follower.mavlink.commander import (
+    POSITION_AND_YAW,
+    CommanderSettings,
+    FollowCommander,
+    VehicleState,
+)
+from followme.follower.mavlink.frames import (
+    camera_pose,
+    euler_to_quaternion,
+    global_to_offset,
+    ned_to_world,
+    offset_to_global,
+    quaternion_to_euler,
+    world_to_ned,
+)
+from followme.follower.pipeline import Detected
+
+pytest.importorskip("pymavlink")
+
+
+# ---- frames ----
+
+def test_ned_and_the_follower_world_are_one_turn_apart():
+    ned = np.array([3.0, 4.0, -10.0])
+    assert ned_to_world(ned).tolist() == [3.0, -4.0, 10.0]
+    np.testing.assert_allclose(world_to_ned(ned_to_world(ned)), ned)
+
+
+def test_a_camera_looking_east_and_down_points_there_in_the_follower_world():
+    pose = camera_pose([0, 0, -10], roll=0.0, pitch=math.radians(-30), yaw=math.radians(90))
+    axis = pose.rotation() @ [1.0, 0.0, 0.0]  # out of the lens
+    np.testing.assert_allclose(axis, [0.0, -math.cos(math.radians(30)), -0.5], atol=1e-9)
+    assert pose.z == 10.0
+
+
+def test_quaternions_and_global_offsets_round_trip():
+    for rpy in [(0.1, -0.4, 2.5), (0.0, 0.0, -3.0), (-0.2, 0.3, 0.0)]:
+        np.testing.assert_allclose(quaternion_to_euler(euler_to_quaternion(*rpy)), rpy,
+                                   atol=1e-9)
+    lat, lon = offset_to_global(47.4, 8.5, 400.0, -300.0)
+    north, east = global_to_offset(47.4, 8.5, lat, lon)
+    assert abs(north - 400.0) < 0.01 and abs(east + 300.0) < 0.01
+
+
+# ---- the commander ----
+
+def _state(autopilot, mode: str, position=(0.0, 0.0, -10.0)) -> VehicleState:
+    return VehicleState(heard=100.0, custom_mode=autopilot.modes[mode], armed=True,
+                        position=np.array(position), velocity=np.zeros(3), lat=47.4, lon=8.5,
+                        alt=500.0, attitude=(0.0, 0.0, 0.0))
+
+
+def _her(n: float, e: float) -> Detected:
+    return Detected(tuple(ned_to_world([n, e, 0.0])))
+
+
+def test_follow_target_carries_her_position_and_then_her_velocity():
+    c = FollowCommander(CommanderSettings("px4", "follow-target"))
+    state = _state(PX4, "AUTO.FOLLOW_TARGET")
+    c.on_event(_her(6.0, 8.0), 100.0)
+    [(name, f)] = c.tick(state, 100.0)
+    assert name == "follow_target" and f["est_capabilities"] == 1
+    north, east = global_to_offset(47.4, 8.5, f["lat"] / 1e7, f["lon"] / 1e7)
+    assert abs(north - 6.0) < 0.02 and abs(east - 8.0) < 0.02 and f["alt"] == 490.0
+    for k in range(1, 6):  # walking east at 1 m/s
+        c.on_event(_her(6.0, 8.0 + k * 0.2), 100.0 + k * 0.2)
+    (_, f), = c.tick(state, 101.0)
+    assert f["est_capabilities"] == 3 and 0.5 < f["vel"][1] < 1.2 and abs(f["vel"][0]) < 0.2
+
+
+def test_nothing_is_commanded_outside_the_operators_mode_or_to_a_silent_vehicle():
+    c = FollowCommander(CommanderSettings("ardupilot", "follow-target"))
+    c.on_event(_her(5.0, 0.0), 100.0)
+    assert c.tick(_state(ARDUPILOT, "LOITER"), 100.0) == []
+    state = _state(ARDUPILOT, "FOLLOW")
+    state.heard = 90.0  # 10 s since its last HEARTBEAT
+    assert c.tick(state, 100.0) == []
+    px4 = FollowCommander(CommanderSettings("px4", "setpoints"))
+    [(name, f)] = px4.tick(_state(PX4, "POSCTL", (1.0, 2.0, -9.0)), 100.0)
+    assert name == "set_position_target_local_ned"  # OFFBOARD needs a stream before it
+    assert (f["x"], f["y"], f["z"]) == (1.0, 2.0, -9.0)  # ... of "stay where you are"
+
+
+def test_setpoints_keep_the_distance_face_her_and_move_no_faster_than_allowed():
+    c = FollowCommander(CommanderSettings("ardupilot", "setpoints", distance=5.0, height=4.0,
+                                          max_speed=3.0))
+    state = _state(ARDUPILOT, "GUIDED", (-5.0, 0.0, -4.0))
+    c.on_event(_her(0.0, 0.0), 100.0)
+    [(name, f)] = c.tick(state, 100.0)
+    assert f["type_mask"] == POSITION_AND_YAW and f["coordinate_frame"] == 1
+    np.testing.assert_allclose([f["x"], f["y"], f["z"]], [-5.0, 0.0, -4.0], atol=1e-9)
+    assert abs(f["yaw"]) < 1e-9  # facing north, at her
+    c.on_event(_her(30.0, 0.0), 100.2)  # she jumps 30 m north
+    [(_, g)] = c.tick(state, 100.2)
+    assert math.dist([g["x"], g["y"], g["z"]], [f["x"], f["y"], f["z"]]) <= 3.0 * 0.2 + 1e-9
+
+
+def test_a_hero_beyond_range_or_the_fence_is_not_followed():
+    c = FollowCommander(CommanderSettings("px4", "follow-target", max_range=20.0,
+                                          fence_radius=50.0))
+    state = _state(PX4, "AUTO.FOLLOW_TARGET")
+    c.on_event(_her(25.0, 0.0), 100.0)
+    assert c.tick(state, 100.0) == [] and "beyond --max-range" in c.notes[-1]
+    c.on_event(_her(15.0, 0.0), 100.1)
+    assert c.tick(state, 100.1)[0][0] == "follow_target"
+    fenced = FollowCommander(CommanderSettings("px4", "follow-target", fence_radius=50.0))
+    assert fenced.tick(state, 99.0) == []  # the fence is drawn around where it first hears it
+    far = _state(PX4, "AUTO.FOLLOW_TARGET", (45.0, 0.0, -10.0))
+    fenced.on_event(_her(58.0, 0.0), 100.2)
+    assert fenced.tick(far, 100.2) == [] and "fence" in fenced.notes[-1]
+
+
+@pytest.mark.parametrize("autopilot,on_lost,params", [
+    ("px4", "hold", (1.0, 4.0, 3.0)), ("px4", "land", (1.0, 4.0, 6.0)),
+    ("ardupilot", "hold", (1.0, 17.0, 0.0)), ("ardupilot", "rtl", (1.0, 6.0, 0.0))])
+def test_on_lost_sets_the_mode_once_after_the_grace_period(autopilot, on_lost, params):
+    ap = PX4 if autopilot == "px4" else ARDUPILOT
+    c = FollowCommander(CommanderSettings(autopilot, "follow-target", on_lost=on_lost,
+                                          grace=2.0))
+    state = _state(ap, ap.follow_mode["follow-target"])
+    c.on_event(_her(5.0, 0.0), 100.0)
+    assert c.tick(state, 100.0)[0][0] == "follow_target"
+    assert c.tick(state, 101.9)[0][0] == "follow_target"  # within the grace period
+    [(name, f)] = c.tick(state, 102.1)
+    assert name == "command_long" and f["command"] == 176
+    assert (f["param1"], f["param2"], f["param3"]) == params
+    assert c.tick(state, 102.3) == []  # once
+
+
+# ---- the sim's vehicle over UDP ----
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, vehicle, seconds: float = 5.0, dt: float = 0.05) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        vehicle.step(dt)
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+@pytest.fixture(params=["px4", "ardupilot"])
+def vehicle_and_link(request):
+    pytest.importorskip("pybullet")  # the sim package
+    from followme.follower.mavlink.autopilots import autopilot
+    from followme.follower.mavlink.link import MavlinkLink
+    from followme.sim.quad import Quad
+    from followme.sim.vehicle import SimVehicle, VehicleSettings
+
+    port = _free_udp_port()
+    quad = Quad(position=np.array([0.0, 0.0, 6.0]))
+    vehicle = SimVehicle(quad, VehicleSettings(request.param, url=f"udpin:127.0.0.1:{port}"))
+    link = MavlinkLink(f"udpout:127.0.0.1:{port}", autopilot(request.param))
+    assert _wait(lambda: link.state.custom_mode is not None and link.state.position is not None
+                 and link.state.lat is not None and link.state.gimbal is not None, vehicle)
+    yield vehicle, link
+    link.close()
+    vehicle.close()
+
+
+def test_the_vehicle_speaks_as_its_autopilot(vehicle_and_link):
+    vehicle, link = vehicle_and_link
+    assert vehicle.received.get("HEARTBEAT", 0) >= 1  # the companion's
+    hold = "AUTO.LOITER" if vehicle.autopilot.name == "px4" else "LOITER"
+    assert link.state.custom_mode == vehicle.autopilot.modes[hold] and link.state.armed
+    np.testing.assert_allclose(link.state.position, [0.0, 0.0, -6.0], atol=0.05)
+    assert abs(link.state.alt - (488.0 + 6.0)) < 0.01
+    roll, pitch, _ = link.state.gimbal
+    assert abs(pitch + math.radians(35.0)) < math.radians(8)  # the mount looks 35 deg down
+    params = list(vehicle.params)
+    link.conn.mav.param_request_read_send(1, 1, params[0].encode(), -1)
+    assert _wait(lambda: "PARAM_VALUE" in link.received, vehicle)
+
+
+def test_follow_target_over_the_wire_flies_the_vehicle_after_her(vehicle_and_link):
+    vehicle, link = vehicle_and_link
+    ap = vehicle.autopilot
+    mode = ap.follow_mode["follow-target"]
+    p1, p2, p3 = ap.set_mode_params(mode)
+    link.conn.mav.command_long_send(1, 1, 176, 0, p1, p2, p3, 0, 0, 0, 0)
+    assert _wait(lambda: link.state.custom_mode == ap.modes[mode], vehicle)
+    assert (176, 0) in vehicle.acks
+    c = FollowCommander(CommanderSettings(ap.name, "follow-target"))
+    her = np.array([10.0, 0.0, 0.0])  # NED: 10 m north of home, on the ground
+    link.clock = lambda: vehicle.time  # simulated time on both sides
+    for k in range(150):  # 15 s at 10 Hz, she walks east at 1 m/s
+        now = vehicle.time
+        her[1] = k * 0.1
+        c.on_event(Detected(tuple(ned_to_world(her))), now)
+        link.send(c.tick(link.state, now), c.notes)
+        for _ in range(2):
+            vehicle.step(0.05)
+            time.sleep(0.001)
+    got = vehicle.target
+    assert got is not None and np.linalg.norm(got.ned - her) < 0.3
+    gap = np.linalg.norm((world_to_ned(vehicle.quad.position) - her)[:2])
+    if ap.name == "px4":  # FLW_TGT_DST behind her, FLW_TGT_HT above
+        assert abs(gap - vehicle.params["FLW_TGT_DST"]) < 2.0
+    else:  # the offset it had when FOLLOW began
+        assert abs(gap - math.hypot(10.0, 0.0)) < 2.5
+    assert link.sent.get("follow_target", 0) == 150
