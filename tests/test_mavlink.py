@@ -164,7 +164,7 @@ def vehicle_and_link(request):
     from followme.sim.vehicle import SimVehicle, VehicleSettings
 
     port = _free_udp_port()
-    quad = Quad(position=np.array([0.0, 0.0, 6.0]))
+    quad = Quad(position=np.array([0.0, 0.0, 6.0]), gimbal_pitch=35.0)
     vehicle = SimVehicle(quad, VehicleSettings(request.param, url=f"udpin:127.0.0.1:{port}"))
     link = MavlinkLink(f"udpout:127.0.0.1:{port}", autopilot(request.param))
     assert _wait(lambda: link.state.custom_mode is not None and link.state.position is not None
@@ -193,6 +193,11 @@ def test_follow_target_over_the_wire_flies_the_vehicle_after_her(vehicle_and_lin
     ap = vehicle.autopilot
     mode = ap.follow_mode["follow-target"]
     p1, p2, p3 = ap.set_mode_params(mode)
+    if ap.name == "ardupilot":  # FOLLOW is refused until the operator enables it
+        link.conn.mav.command_long_send(1, 1, 176, 0, p1, p2, p3, 0, 0, 0, 0)
+        assert _wait(lambda: (176, 4) in vehicle.acks, vehicle)  # MAV_RESULT_FAILED
+        link.conn.mav.param_set_send(1, 1, b"FOLL_ENABLE", 1.0, 9)
+        assert _wait(lambda: vehicle.params["FOLL_ENABLE"] == 1.0, vehicle)
     link.conn.mav.command_long_send(1, 1, 176, 0, p1, p2, p3, 0, 0, 0, 0)
     assert _wait(lambda: link.state.custom_mode == ap.modes[mode], vehicle)
     assert (176, 0) in vehicle.acks

@@ -70,7 +70,7 @@ def test_the_socket_io_loop_is_the_in_process_loop():
     """10 s with QuadSim's wire (raw WebSocket, EIO=4, pings) to the real server on 127.0.0.1, in
     lock-step: the same run, frame for frame, as the follower called in process."""
     settings = LoopSettings(seconds=10.0, seed=3, **SMALL)
-    over_socket = run_loop(settings, OracleSegmenter(), socketio=True, progress=False)
+    over_socket = run_loop(settings, OracleSegmenter(), link="socketio", progress=False)
     in_process = run_loop(settings, OracleSegmenter(), progress=False)
     s = over_socket.summary()
     assert s["frames"] == 50 and s["detections"] >= 45 and s["hero_in_view_share"] >= 0.95
@@ -139,3 +139,19 @@ def test_command_lines():
     assert (a.host, a.port, a.minutes) == ("127.0.0.1", 4567, 1.0)
     with pytest.raises(ValueError):
         loop_settings(p.parse_args(["--minutes", "0"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("autopilot,command", [("px4", "follow-target"),
+                                               ("ardupilot", "setpoints")])
+def test_the_loop_closes_over_mavlink(autopilot, command):
+    """The follower commands the sim's quad as a PX4 / ArduPilot vehicle over UDP: the operator
+    selects the follow mode, and the vehicle keeps her in view."""
+    from followme.follower.mavlink.commander import CommanderSettings
+
+    settings = LoopSettings(seconds=20.0, **SMALL)
+    mavlink = CommanderSettings(autopilot, command)
+    s = run_loop(settings, OracleSegmenter(), link="mavlink", mavlink=mavlink,
+                 progress=False).summary()
+    assert s["hero_in_view_share"] >= 0.9 and s["wrong_person_frames"] == 0
+    assert s["mode_share"].get("follow", 0) >= 0.9 and s["detections"] >= 80

@@ -51,9 +51,20 @@ def add_follow_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--oracle", action="store_true",
                    help="the true hero labels in place of a model (the geometry and the "
                         "controller alone)")
-    p.add_argument("--socketio", action="store_true",
-                   help="run the follower as its Socket.IO server on 127.0.0.1, the sim as "
-                        "its client (default: in process)")
+    p.add_argument("--link", choices=("inprocess", "socketio", "mavlink"), default="inprocess",
+                   help="the follower in process (default); as its Socket.IO server on "
+                        "127.0.0.1 with the sim as its QuadSim client; or over MAVLink to the "
+                        "quad as a PX4 or ArduPilot vehicle on 127.0.0.1")
+    p.add_argument("--socketio", action="store_true", help="the same as --link socketio")
+    g = p.add_argument_group("with --link mavlink")
+    g.add_argument("--autopilot", choices=("px4", "ardupilot"), default="px4")
+    g.add_argument("--command", choices=("follow-target", "setpoints"), default="follow-target",
+                   help="FOLLOW_TARGET in the autopilot's follow mode (default), or position "
+                        "setpoints in PX4's OFFBOARD / ArduPilot's GUIDED")
+    g.add_argument("--on-lost", choices=("hold", "land", "rtl"), default="hold",
+                   help="what the follower sets after --grace s without her (default hold)")
+    g.add_argument("--grace", type=float, default=2.0, metavar="S",
+                   help="seconds without a detection before --on-lost (default 2)")
     _add_run_arguments(p, "runs/sim_follow")
 
 
@@ -104,7 +115,14 @@ def run_follow(a: argparse.Namespace) -> int:
 
         model = a.model or default_model()
         segmenter, name = load_segmenter(model), str(model or "shipped model")
-    summary = follow_to_files(settings, segmenter, a.out, name, socketio=a.socketio,
+    link = "socketio" if a.socketio else a.link
+    mavlink = None
+    if link == "mavlink":
+        from followme.follower.mavlink.commander import CommanderSettings
+
+        mavlink = CommanderSettings(a.autopilot, a.command, on_lost=a.on_lost, grace=a.grace,
+                                    distance=a.distance, height=a.height)
+    summary = follow_to_files(settings, segmenter, a.out, name, link=link, mavlink=mavlink,
                               video=None if a.no_video else a.video)
     _print(summary, name)
     return 0

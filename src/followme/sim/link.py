@@ -12,7 +12,12 @@
                       Without them it streams, as QuadSim does: ``send`` returns what has
                       arrived so far.
 
-Both return the answer as the follow core's Detected / Lost, in the order the follower gave
+  MavlinkSimLink      the follower over MAVLink (``follower/mavlink``) to the sim's quad as a
+                      PX4 or ArduPilot vehicle (``vehicle.py``) on 127.0.0.1, in lock-step:
+                      each call waits until the vehicle has every command and the follower
+                      every telemetry message.
+
+All return the answer as the follow core's Detected / Lost, in the order the follower gave
 them (the Socket.IO link reads them back from QuadSim's events, ``protocol.follow_events``).
 """
 
@@ -189,3 +194,53 @@ class SocketIOFollower:
             self._ws.close()
         for t in self._threads:
             t.join(2.0)
+
+
+class MavlinkSimLink:
+    """The MAVLink follower of ``vehicle``, on a UDP port of 127.0.0.1. The camera's pose comes
+    from the vehicle's telemetry, not from the sensor_frame."""
+
+    def __init__(self, segmenter: Segmenter, vehicle, commander_settings,
+                 config: FollowConfig | None = None, timeout: float = 10.0):
+        from followme.follower.mavlink.commander import FollowCommander
+        from followme.follower.mavlink.follower import MavlinkFollower
+        from followme.follower.mavlink.link import MavlinkLink
+
+        self.config = config or FollowConfig()
+        self.vehicle, self.timeout = vehicle, timeout
+        port = vehicle.conn.port.getsockname()[1]
+        self.link = MavlinkLink(f"udpout:127.0.0.1:{port}", vehicle.autopilot,
+                                clock=lambda: vehicle.time)
+        self.follower = MavlinkFollower(segmenter, self.link, FollowCommander(commander_settings),
+                                        self.config, clock=lambda: vehicle.time)
+        self._wait(lambda: vehicle.received.get("HEARTBEAT", 0) > 0, "the follower's HEARTBEAT",
+                   pump=True)
+        vehicle.send_telemetry()
+        state = self.link.state
+        self._wait(lambda: all(v is not None for v in (state.position, state.custom_mode,
+                                                        state.lat, state.gimbal)),
+                   "the vehicle's telemetry")
+
+    def _wait(self, done: Callable[[], bool], what: str, pump: bool = False) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not arrive within {self.timeout:g} s")
+            if pump:
+                self.vehicle.pump()
+            time.sleep(0.0005)
+
+    def send(self, fields: dict) -> list[FollowEvent]:
+        self._wait(lambda: sum(self.link.received.values()) >= self.vehicle.sent,
+                   "the vehicle's telemetry")
+        frame = protocol.camera_frame(protocol.parse_sensor_frame(fields, self.config.max_payload),
+                                      self.config.frame_size, self.config.camera)
+        event = self.follower.process(frame.rgb, frame.depth)
+        self.follower.tick()
+        sent = dict(self.link.sent)
+        self._wait(lambda: all(self.vehicle.received.get(k.upper(), 0) >= n
+                               for k, n in sent.items()), "the follower's commands", pump=True)
+        return [] if event is None else [event]
+
+    def close(self) -> None:
+        self.link.close()

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from followme.follower.config import FollowConfig
 from followme.follower.geometry import look_angles
+from followme.follower.mavlink.commander import CommanderSettings
 from followme.follower.pipeline import Detected, FollowEvent, Lost, Segmenter
 from followme.follower.quadsim import protocol
 from followme.follower.quadsim.protocol import create_box_marker
@@ -33,10 +34,11 @@ from followme.follower.quadsim.server import ServerThread
 from followme.labels import HERO
 from followme.sim.camera import Frame, render
 from followme.sim.control import FOLLOW, FollowController, FollowSettings
-from followme.sim.link import InProcessFollower, SocketIOFollower
+from followme.sim.link import InProcessFollower, MavlinkSimLink, SocketIOFollower
 from followme.sim.metrics import HERO_CENTRE, FrameRecord, LoopMetrics
 from followme.sim.quad import Patrol, Quad, patrol_route
 from followme.sim.sensor import sensor_frame
+from followme.sim.vehicle import sim_vehicle
 from followme.sim.world import World
 
 
@@ -146,6 +148,7 @@ class ClosedLoop:
 
     def __init__(self, settings: LoopSettings):
         self.settings = settings
+        self.vehicle = None  # a vehicle.SimVehicle flies the quad instead of the controller
         rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 6]))
         self.world = World(seed=settings.seed, n_people=settings.people,
                            size=settings.world_size, px_per_m=settings.px_per_m)
@@ -187,20 +190,25 @@ class ClosedLoop:
         for event in events:
             if isinstance(event, Detected):
                 detected = event.world
-                self.controller.on_detected(event.world)
+                if self.vehicle is None:
+                    self.controller.on_detected(event.world)
                 self._marker += 1
                 self.markers[self._marker] = (np.asarray(event.world, float), self.time +
                                               create_box_marker(0, event.world)["duration"])
             elif isinstance(event, Lost):
-                self.controller.on_lost()
+                if self.vehicle is None:
+                    self.controller.on_lost()
                 self.markers.pop(self._marker, None)
         self.markers = {k: v for k, v in self.markers.items() if v[1] >= self.time}
         people = np.array([w.position for w in self.world.people])
-        following = self.controller.mode == FOLLOW
+        if self.vehicle is None:
+            mode = self.controller.mode
+            target = self.controller.predicted_target() if mode == FOLLOW else None
+        else:
+            mode, target = self.vehicle.kind, self.vehicle.followed_world()
         record = self.metrics.add(self.time, int((frame.labels == HERO).sum()),
-                                  self.quad.position, self.controller.mode, people, detected,
-                                  any(isinstance(e, Lost) for e in events),
-                                  self.controller.predicted_target() if following else None,
+                                  self.quad.position, mode, people, detected,
+                                  any(isinstance(e, Lost) for e in events), target,
                                   self.controller.set_aside > set_aside)
         return LoopStep(frame, mask, events, record, self)
 
@@ -208,7 +216,10 @@ class ClosedLoop:
         """Step the world and the quad by ``seconds`` (whole steps of ``dt``)."""
         for _ in range(max(1, int(round(seconds / self.settings.dt)))):
             self.world.step(self.settings.dt)
-            self.controller.step(self.quad, self.settings.dt)
+            if self.vehicle is None:
+                self.controller.step(self.quad, self.settings.dt)
+            else:
+                self.vehicle.step(self.settings.dt)
 
     def close(self) -> None:
         self.world.close()
@@ -217,29 +228,43 @@ class ClosedLoop:
 Observer = Callable[[LoopStep], None]
 
 
-def run_loop(settings: LoopSettings, segmenter: Segmenter, socketio: bool = False,
+LINKS = ("inprocess", "socketio", "mavlink")
+
+
+def run_loop(settings: LoopSettings, segmenter: Segmenter, link: str = "inprocess",
              config: FollowConfig | None = None, observers: Iterable[Observer] = (),
-             progress: bool = True) -> LoopMetrics:
-    """Follow for ``settings.seconds`` of simulated time; the follower runs in this process,
-    or as its Socket.IO server on 127.0.0.1 (an ephemeral port) with the sim as its client."""
+             progress: bool = True, mavlink: CommanderSettings | None = None) -> LoopMetrics:
+    """Follow for ``settings.seconds`` of simulated time. ``link``: the follower in this
+    process; as its Socket.IO server on 127.0.0.1 (an ephemeral port) with the sim as its
+    QuadSim client; or over MAVLink to the quad as a PX4 or ArduPilot vehicle (``mavlink``:
+    the autopilot, the command and the follower's safety settings)."""
+    if link not in LINKS:
+        raise ValueError(f"--link {link}: choose one of {', '.join(LINKS)}")
     config = config or FollowConfig()
     tap = MaskTap(segmenter)
     frames = int(round(settings.seconds * settings.camera_hz))
     loop = ClosedLoop(settings)
     with contextlib.ExitStack() as stack:
         stack.callback(loop.close)
-        if socketio:
+        if link == "socketio":
             server = stack.enter_context(
                 ServerThread(tap, replace(config, host="127.0.0.1", port=0)))
-            link = SocketIOFollower(server.url, server.stats)
+            follower = SocketIOFollower(server.url, server.stats)
+        elif link == "mavlink":
+            mavlink = mavlink or CommanderSettings()
+            loop.vehicle = stack.enter_context(contextlib.closing(
+                sim_vehicle(loop.quad, mavlink)))
+            follower = MavlinkSimLink(tap, loop.vehicle, mavlink, config)
         else:
-            link = InProcessFollower(tap, config)
-        stack.callback(link.close)
+            follower = InProcessFollower(tap, config)
+        stack.callback(follower.close)
         for _ in tqdm(range(frames), desc="sim follow", unit="frame", disable=not progress):
+            if loop.vehicle is not None:
+                loop.vehicle.operator_selects(mavlink.command)
             frame, fields = loop.capture()
             if isinstance(segmenter, OracleSegmenter):
                 segmenter.expect(fields, frame.labels)
-            step = loop.answer(frame, link.send(fields), tap.mask)
+            step = loop.answer(frame, follower.send(fields), tap.mask)
             for observe in observers:
                 observe(step)
             loop.advance(1.0 / settings.camera_hz)

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from followme.follower.config import FollowConfig
+from followme.follower.mavlink.commander import CommanderSettings
 from followme.follower.pipeline import Segmenter
 from followme.sim.loop import LoopSettings, LoopStep, run_loop
 from followme.sim.metrics import LoopMetrics
@@ -51,8 +52,9 @@ class VideoFiles:
 
 
 def follow_to_files(settings: LoopSettings, segmenter: Segmenter, out: str | Path, title: str,
-                    socketio: bool = False, video: str | None = "follow.mp4",
-                    config: FollowConfig | None = None, progress: bool = True) -> dict:
+                    link: str = "inprocess", video: str | None = "follow.mp4",
+                    config: FollowConfig | None = None, progress: bool = True,
+                    mavlink: CommanderSettings | None = None) -> dict:
     """``run_loop`` with its video, plot and metrics written to ``out``; returns the figures
     with ``wall_s`` and the paths."""
     out = Path(out)
@@ -60,14 +62,21 @@ def follow_to_files(settings: LoopSettings, segmenter: Segmenter, out: str | Pat
     files = VideoFiles(out, video, settings.camera_hz, snapshot_at=settings.seconds / 2)
     start = time.perf_counter()
     try:
-        metrics = run_loop(settings, segmenter, socketio=socketio, config=config,
+        metrics = run_loop(settings, segmenter, link=link, config=config, mavlink=mavlink,
                            observers=[files], progress=progress)
     finally:
         paths = files.close()
     wall = time.perf_counter() - start
     return write_report(metrics, out, title, settings,
-                        {"follower": "socket.io" if socketio else "in process",
+                        {"follower": _follower_name(link, mavlink),
                          "wall_s": round(wall, 1), **paths})
+
+
+def _follower_name(link: str, mavlink: CommanderSettings | None) -> str:
+    if link == "mavlink":
+        m = mavlink or CommanderSettings()
+        return f"mavlink ({m.autopilot}, {m.command})"
+    return {"socketio": "socket.io", "inprocess": "in process"}[link]
 
 
 ROWS = (("simulated s", "seconds", "{:g}"), ("people", "people", "{}"),

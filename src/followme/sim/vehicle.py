@@ -2,21 +2,27 @@
 multicopter, and how it flies what it is sent.
 
 It speaks as that autopilot: HEARTBEAT with its autopilot type and custom modes at 1 Hz;
-ATTITUDE (20 Hz), LOCAL_POSITION_NED, GLOBAL_POSITION_INT and GIMBAL_DEVICE_ATTITUDE_STATUS
-(10 Hz); COMMAND_ACK to MAV_CMD_DO_SET_MODE (and to the message-rate requests MAVSDK sends);
-PARAM_VALUE for its follow parameters (read, list and set). It flies like that autopilot's
-modes:
+ATTITUDE, LOCAL_POSITION_NED, GLOBAL_POSITION_INT and GIMBAL_DEVICE_ATTITUDE_STATUS at the
+rates of ``TELEMETRY_HZ`` (PX4's "onboard low bandwidth" link: 20, 30, 10 and 1 Hz); COMMAND_ACK
+to MAV_CMD_DO_SET_MODE (and to the message-rate requests MAVSDK sends); PARAM_VALUE for its
+follow parameters (read, list, set). It flies as those autopilots' modes do (read from their
+code; the file names are in the README's "Follow with PX4 / ArduPilot"):
 
-- PX4 AUTO.FOLLOW_TARGET: ``FLW_TGT_DST`` m from the target at ``FLW_TGT_FA`` degrees from her
-  course (180: behind), ``FLW_TGT_HT`` m above her, facing her, the gimbal on her; the target's
-  last position held when FOLLOW_TARGET stops.
-- ArduPilot FOLLOW: the target plus the ``FOLL_OFS_X/Y/Z`` offsets (NED), taken from where the
-  vehicle is when the mode starts if they are all zero; facing her (``FOLL_YAW_BEHAVE`` 1);
-  holding after 3 s without the target; only FOLLOW_TARGET from ``FOLL_SYSID`` (0: the first
-  system that sends one).
-- PX4 OFFBOARD / ArduPilot GUIDED: SET_POSITION_TARGET_LOCAL_NED positions and yaw. PX4 refuses
-  OFFBOARD without a setpoint in the last 0.5 s and falls back to AUTO.LOITER after
-  ``COM_OF_LOSS_T`` s without one; ArduPilot keeps its last position target.
+- PX4 AUTO.FOLLOW_TARGET (FlightTaskAutoFollowTarget): ``FLW_TGT_DST`` m from the target,
+  horizontally, at ``FLW_TGT_FA`` degrees from her course (180: behind; the course changes only
+  while she moves at 1 m/s or more), ``FLW_TGT_HT`` m (at least 8) above home
+  (``FLW_TGT_ALT_M`` 0); horizontal moves only within 3 m of that height; facing her; the gimbal
+  pitched at her, its yaw the vehicle's. It uses FOLLOW_TARGET's lat, lon, alt and velocity from
+  any sender; after 3 s without one the target is frozen where it was and kept at that offset.
+- ArduPilot FOLLOW (AP_Follow): refused unless ``FOLL_ENABLE`` is 1; FOLLOW_TARGET only from
+  ``FOLL_SYSID`` (0: the first system that sends one, never its own), its velocity only with
+  est_capabilities bit 1; the target plus ``FOLL_OFS_X/Y/Z`` (NED), taken from where the vehicle
+  is at the first fix if all zero; facing her (``FOLL_YAW_BEHAVE`` 1); the mount on her with
+  ``FOLL_OPTIONS`` bit 0; hovering after 3 s without the target or beyond ``FOLL_DIST_MAX``.
+- PX4 OFFBOARD / ArduPilot GUIDED: SET_POSITION_TARGET_LOCAL_NED positions (LOCAL_NED; ArduPilot
+  also LOCAL_OFFSET_NED) and yaw. PX4 refuses OFFBOARD (TEMPORARILY_REJECTED) without a setpoint
+  in the last ``COM_OF_LOSS_T`` s, and falls back to POSCTL (``COM_OBL_RC_ACT`` 0) when they stop
+  for that long; ArduPilot keeps its last position target (no timeout for positions).
 - hold modes (AUTO.LOITER, POSCTL, LOITER, BRAKE): where the mode began; LAND: straight down,
   then disarmed; RTL: home at the current height, then LAND.
 
@@ -30,11 +36,11 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from followme.follower.geometry import look_angles
 from followme.follower.mavlink.autopilots import (
     MAV_AUTOPILOT,
     MAV_MODE_FLAG_CUSTOM_MODE_ENABLED,
@@ -53,21 +59,29 @@ os.environ.setdefault("MAVLINK20", "1")
 
 HOME = (47.397742, 8.545594, 488.0)  # lat, lon, m AMSL: PX4 SITL's default home
 MAV_TYPE_QUADROTOR, MAV_STATE_ACTIVE, MAV_MODE_FLAG_SAFETY_ARMED = 2, 4, 128
-MAV_RESULT_ACCEPTED, MAV_RESULT_TEMPORARILY_REJECTED, MAV_RESULT_DENIED = 0, 1, 2
-MAV_RESULT_UNSUPPORTED = 3
+MAV_RESULT_ACCEPTED, MAV_RESULT_TEMPORARILY_REJECTED = 0, 1
+MAV_RESULT_UNSUPPORTED, MAV_RESULT_FAILED = 3, 4
 MAV_CMD_DO_SET_MODE, MAV_CMD_SET_MESSAGE_INTERVAL, MAV_CMD_REQUEST_MESSAGE = 176, 511, 512
-GIMBAL_DEVICE_FLAGS_YAW_IN_EARTH_FRAME = 64
-TELEMETRY_HZ = {"ATTITUDE": 20.0, "LOCAL_POSITION_NED": 10.0, "GLOBAL_POSITION_INT": 10.0,
-                "GIMBAL_DEVICE_ATTITUDE_STATUS": 10.0, "HEARTBEAT": 1.0}
-PARAMS = {
-    "px4": {"FLW_TGT_DST": 8.0, "FLW_TGT_HT": 8.0, "FLW_TGT_FA": 180.0, "COM_OF_LOSS_T": 1.0},
-    "ardupilot": {"FOLL_ENABLE": 1.0, "FOLL_SYSID": 0.0, "FOLL_DIST_MAX": 100.0,
-                  "FOLL_OFS_X": 0.0, "FOLL_OFS_Y": 0.0, "FOLL_OFS_Z": 0.0, "FOLL_OFS_TYPE": 0.0,
-                  "FOLL_YAW_BEHAVE": 1.0, "FOLL_ALT_TYPE": 1.0},
-}
-HOLD_MODES = {"AUTO.LOITER", "POSCTL", "LOITER", "BRAKE", "ALT_HOLD"}
-FOLLOW_TIMEOUT = {"px4": 3.0, "ardupilot": 3.0}  # s without FOLLOW_TARGET: the target is stale
+GIMBAL_YAW_IN_VEHICLE_FRAME, GIMBAL_YAW_IN_EARTH_FRAME = 32, 64
+MAV_FRAME_LOCAL_NED, MAV_FRAME_LOCAL_OFFSET_NED = 1, 7
 MAV_PARAM_TYPE_REAL32 = 9
+TELEMETRY_HZ = {
+    "px4": {"HEARTBEAT": 1.0, "ATTITUDE": 20.0, "LOCAL_POSITION_NED": 30.0,
+            "GLOBAL_POSITION_INT": 10.0, "GIMBAL_DEVICE_ATTITUDE_STATUS": 1.0},
+    "ardupilot": {"HEARTBEAT": 1.0, "ATTITUDE": 10.0, "LOCAL_POSITION_NED": 10.0,
+                  "GLOBAL_POSITION_INT": 10.0, "GIMBAL_DEVICE_ATTITUDE_STATUS": 10.0},
+}
+PARAMS = {
+    "px4": {"FLW_TGT_DST": 8.0, "FLW_TGT_HT": 8.0, "FLW_TGT_FA": 180.0, "FLW_TGT_ALT_M": 0.0,
+            "COM_OF_LOSS_T": 1.0, "COM_OBL_RC_ACT": 0.0},
+    "ardupilot": {"FOLL_ENABLE": 0.0, "FOLL_SYSID": 0.0, "FOLL_DIST_MAX": 100.0,
+                  "FOLL_OFS_X": 0.0, "FOLL_OFS_Y": 0.0, "FOLL_OFS_Z": 0.0, "FOLL_OFS_TYPE": 0.0,
+                  "FOLL_YAW_BEHAVE": 1.0, "FOLL_ALT_TYPE": 1.0, "FOLL_OPTIONS": 0.0},
+}
+TARGET_TIMEOUT = 3.0  # s: PX4's GPS_MESSAGE_STALE_TIMEOUT_MS, ArduPilot's AP_FOLLOW_TIMEOUT_MS
+PX4_MIN_HEIGHT = 8.0  # FLW_TGT_HT's minimum
+PX4_COURSE_SPEED = 1.0  # m/s: the target's course is tracked from this speed
+PX4_ALTITUDE_FIRST = 3.0  # m: farther from the follow height, PX4 only climbs or descends
 
 
 @dataclass
@@ -76,7 +90,7 @@ class VehicleSettings:
     url: str = "udpin:127.0.0.1:14540"
     sysid: int = 1
     compid: int = 1
-    mount_pitch: float = 35.0  # deg below the horizon, where the gimbal looks when not tracking
+    mount_pitch: float = 35.0  # deg below the horizon, where the camera looks when not aimed
     params: dict[str, float] = field(default_factory=dict)  # over the autopilot's defaults
 
 
@@ -87,6 +101,10 @@ class _Received:
     velocity: np.ndarray
     time: float
 
+    def at(self, t: float, timeout: float = TARGET_TIMEOUT) -> np.ndarray:
+        """Extrapolated to ``t``, frozen once stale."""
+        return self.ned + self.velocity * min(t - self.time, timeout)
+
 
 class SimVehicle:
     def __init__(self, quad: Quad, settings: VehicleSettings | None = None):
@@ -96,24 +114,24 @@ class SimVehicle:
         self.settings = s = settings or VehicleSettings()
         self.autopilot = autopilot(s.autopilot)
         self.params = {**PARAMS[s.autopilot], **s.params}
+        self.rates = TELEMETRY_HZ[s.autopilot]
         self.conn = mavutil.mavlink_connection(s.url, source_system=s.sysid,
                                                source_component=s.compid, dialect="all")
         self.time = 0.0
         self.armed = True
         self.mode = "AUTO.LOITER" if s.autopilot == "px4" else "LOITER"
-        self.mode_since = 0.0
         self.hold_at = quad.position.copy()
         self.target: _Received | None = None
         self.target_sysid: int | None = None
         self.setpoint: _Received | None = None
         self.offset: np.ndarray | None = None  # ArduPilot FOLLOW's offset from the target
-        self.course: float | None = None  # PX4: the target's last known course (rad)
+        self.course: float | None = None  # the target's course (rad from north)
         self.received: dict[str, int] = {}
         self.sent = 0
         self.acks: list[tuple[int, int]] = []  # (command, result)
         self.log: list[str] = []  # mode changes and why
-        self._due = dict.fromkeys(TELEMETRY_HZ, 0.0)
-        self._boot = time.monotonic()
+        self.operator_done = False
+        self._due = dict.fromkeys(self.rates, 0.0)
 
     # ---- modes ----
 
@@ -122,18 +140,35 @@ class SimVehicle:
             raise ValueError(f"{mode}: not a {self.autopilot.name} mode")
         if mode != self.mode:
             self.log.append(f"{self.time:.1f} s: {self.mode} -> {mode} ({why})")
-        self.mode, self.mode_since = mode, self.time
+        self.mode = mode
         self.hold_at = self.quad.position.copy()
         self.offset = None
 
     @property
     def kind(self) -> str:
         """The mode as the sim's metrics name them: follow, hold, land, rtl."""
-        if self.mode in (self.autopilot.follow_mode["follow-target"],
-                         self.autopilot.follow_mode["setpoints"]):
+        if self.mode in self.autopilot.follow_mode.values():
             return "follow"
         return {"AUTO.LAND": "land", "LAND": "land", "AUTO.RTL": "rtl", "RTL": "rtl"}.get(
             self.mode, "hold")
+
+    def operator_selects(self, command: str) -> bool:
+        """The pilot switching, once, to the mode that obeys ``command`` (as a ground station's
+        DO_SET_MODE would); False while the vehicle refuses it (PX4's OFFBOARD before a
+        setpoint stream)."""
+        mode = self.autopilot.follow_mode[command]
+        if self.mode == mode or self.operator_done:
+            return True
+        result = self._requested_mode(*self.autopilot.set_mode_params(mode)[1:])
+        self.operator_done = result == MAV_RESULT_ACCEPTED
+        return self.operator_done
+
+    def followed_world(self) -> np.ndarray | None:
+        """What the vehicle flies after, in the sim's world: the FOLLOW_TARGET position in the
+        follow-target mode, else None."""
+        if self.mode != self.autopilot.follow_mode["follow-target"] or self.target is None:
+            return None
+        return ned_to_world(self.target.at(self.time))
 
     # ---- in ----
 
@@ -157,23 +192,30 @@ class SimVehicle:
 
     def _on_follow_target(self, msg) -> None:
         sysid = msg.get_srcSystem()
+        velocity = np.array(msg.vel, float)
         if self.autopilot.name == "ardupilot":
             wanted = int(self.params["FOLL_SYSID"])
+            if sysid == self.settings.sysid or not msg.est_capabilities & 1:
+                return
             if wanted == 0 and self.target_sysid is None:
                 self.target_sysid = sysid
             if sysid != (wanted or self.target_sysid):
                 return
-        if not msg.est_capabilities & 1:  # no position
-            return
-        velocity = np.array(msg.vel, float) if msg.est_capabilities & 2 else np.zeros(3)
+            if not msg.est_capabilities & 2:
+                velocity = np.zeros(3)
         self.target = _Received(self._ned_of(msg.lat, msg.lon, msg.alt), None, velocity,
                                 self.time)
 
     def _on_set_position_target_local_ned(self, msg) -> None:
-        if msg.coordinate_frame != 1 or msg.type_mask & 0b111:  # LOCAL_NED with a position
+        frames = (MAV_FRAME_LOCAL_NED,) if self.autopilot.name == "px4" else \
+            (MAV_FRAME_LOCAL_NED, MAV_FRAME_LOCAL_OFFSET_NED)
+        if msg.coordinate_frame not in frames or msg.type_mask & 0b111:  # with a position
             return
+        ned = np.array([msg.x, msg.y, msg.z])
+        if msg.coordinate_frame == MAV_FRAME_LOCAL_OFFSET_NED:
+            ned = ned + world_to_ned(self.quad.position)
         yaw = None if msg.type_mask & 1024 else float(msg.yaw)
-        self.setpoint = _Received(np.array([msg.x, msg.y, msg.z]), yaw, np.zeros(3), self.time)
+        self.setpoint = _Received(ned, yaw, np.zeros(3), self.time)
 
     def _on_command_long(self, msg) -> None:
         if msg.command == MAV_CMD_DO_SET_MODE:
@@ -185,27 +227,24 @@ class SimVehicle:
         self.acks.append((msg.command, result))
         self._send("command_ack", command=msg.command, result=result)
 
-    def _on_set_mode(self, msg) -> None:
-        if self.autopilot.name == "px4":
-            self._requested_mode((msg.custom_mode >> 16) & 0xFF, (msg.custom_mode >> 24) & 0xFF)
-        else:
-            self._requested_mode(msg.custom_mode, 0)
-
     def _requested_mode(self, param2: float, param3: float) -> int:
         custom = self.autopilot.mode_of(param2, param3)
-        if custom is None:
-            return MAV_RESULT_DENIED
+        if custom is None:  # PX4 acknowledges an unknown mode without changing
+            return MAV_RESULT_ACCEPTED if self.autopilot.name == "px4" else MAV_RESULT_FAILED
         mode = self.autopilot.mode_name(custom)
-        if mode == "OFFBOARD" and (self.setpoint is None or self.time - self.setpoint.time > 0.5):
-            return MAV_RESULT_DENIED  # PX4: no setpoint stream yet
+        if mode == "OFFBOARD" and (self.setpoint is None or self.time - self.setpoint.time
+                                   > self.params["COM_OF_LOSS_T"]):
+            return MAV_RESULT_TEMPORARILY_REJECTED  # no setpoint stream yet
+        if mode == "FOLLOW" and not self.params["FOLL_ENABLE"]:
+            return MAV_RESULT_FAILED  # "Set FOLL_ENABLE = 1"
         self.set_mode(mode, "DO_SET_MODE")
         return MAV_RESULT_ACCEPTED
 
     def _on_param_request_read(self, msg) -> None:
-        name = msg.param_id if isinstance(msg.param_id, str) else msg.param_id.decode()
         names = list(self.params)
-        if msg.param_index >= 0 and not name:
-            name = names[msg.param_index] if msg.param_index < len(names) else ""
+        name = msg.param_id
+        if not name and 0 <= msg.param_index < len(names):
+            name = names[msg.param_index]
         if name in self.params:
             self._param_value(name)
 
@@ -214,10 +253,12 @@ class SimVehicle:
             self._param_value(name)
 
     def _on_param_set(self, msg) -> None:
-        name = msg.param_id if isinstance(msg.param_id, str) else msg.param_id.decode()
-        if name in self.params:
-            self.params[name] = float(msg.param_value)
-            self._param_value(name)
+        if msg.param_id in self.params:
+            value = float(msg.param_value)
+            if msg.param_id == "FLW_TGT_HT":
+                value = max(value, PX4_MIN_HEIGHT)
+            self.params[msg.param_id] = value
+            self._param_value(msg.param_id)
 
     def _param_value(self, name: str) -> None:
         names = list(self.params)
@@ -231,71 +272,94 @@ class SimVehicle:
         """Fly ``dt`` s in the current mode, then send the telemetry that is due."""
         self.pump()
         self.time += dt
-        goal, yaw, look_at = self._goal()
-        if goal is not None:
-            self.quad.fly_towards(ned_to_world(goal), dt, yaw=yaw)
-        if look_at is not None:
-            self.quad.point_gimbal_at(ned_to_world(look_at), dt)
-        else:
-            self.quad.point_gimbal(self.settings.mount_pitch, self.quad.yaw, dt)
+        goal, yaw, aim = self._goal()
+        self.quad.fly_towards(ned_to_world(goal), dt, yaw=yaw)
+        pitch, gimbal_yaw = aim if aim is not None else (self.settings.mount_pitch, self.quad.yaw)
+        self.quad.point_gimbal(pitch, gimbal_yaw, dt)
         self._telemetry()
 
-    def _face(self, ned_from: np.ndarray, ned_to: np.ndarray) -> float | None:
-        d = ned_to_world(ned_to) - ned_to_world(ned_from)
-        return math.degrees(math.atan2(d[1], d[0])) if np.hypot(d[0], d[1]) > 0.3 else None
+    def _facing(self, her: np.ndarray) -> float | None:
+        """The world yaw (deg) from the vehicle to ``her`` (NED), None within 1 m."""
+        d = ned_to_world(her) - self.quad.position
+        return math.degrees(math.atan2(d[1], d[0])) if math.hypot(d[0], d[1]) > 1.0 else None
 
-    def _goal(self) -> tuple[np.ndarray | None, float | None, np.ndarray | None]:
-        """(where to fly, world yaw in degrees or None, what the gimbal tracks or None)."""
+    def _course(self, here: np.ndarray, her: np.ndarray, velocity: np.ndarray,
+                min_speed: float) -> float:
+        """Her course (rad from north): where she walks, else the last one; before any, the
+        one that puts the vehicle behind her, so that it stays where it is."""
+        if math.hypot(velocity[0], velocity[1]) >= min_speed:
+            self.course = math.atan2(velocity[1], velocity[0])
+        elif self.course is None:
+            self.course = math.atan2(her[1] - here[1], her[0] - here[0])
+        return self.course
+
+    def _goal(self) -> tuple[np.ndarray, float | None, tuple[float, float] | None]:
+        """(where to fly, NED; world yaw in degrees or None; the gimbal's world pitch and yaw in
+        degrees, or None for the fixed mount)."""
         here = world_to_ned(self.quad.position)
-        mode, p = self.mode, self.params
+        mode = self.mode
+        hold = world_to_ned(self.hold_at)
         if mode == self.autopilot.follow_mode["follow-target"]:
-            target = self.target
-            if target is None or self.time - target.time > FOLLOW_TIMEOUT[self.autopilot.name]:
-                return world_to_ned(self.hold_at), None, None
-            her = target.ned + target.velocity * (self.time - target.time)
+            if self.target is None:
+                return hold, None, None
             if self.autopilot.name == "px4":
-                goal = self._px4_follow_goal(here, her, target.velocity)
-            else:
-                if self.offset is None:
-                    given = np.array([p["FOLL_OFS_X"], p["FOLL_OFS_Y"], p["FOLL_OFS_Z"]])
-                    self.offset = given if given.any() else here - her
-                goal = her + self.offset
-            self.hold_at = ned_to_world(goal)
-            return goal, self._face(goal, her), her
+                return self._px4_follow(here)
+            return self._ardupilot_follow(here)
         if mode == self.autopilot.follow_mode["setpoints"]:
             sp = self.setpoint
-            if mode == "OFFBOARD" and (sp is None or self.time - sp.time > p["COM_OF_LOSS_T"]):
-                self.set_mode("AUTO.LOITER", "offboard setpoints stopped (COM_OF_LOSS_T)")
+            if mode == "OFFBOARD" and (sp is None or
+                                       self.time - sp.time > self.params["COM_OF_LOSS_T"]):
+                self.set_mode("POSCTL", "offboard setpoints stopped (COM_OF_LOSS_T, "
+                                        "COM_OBL_RC_ACT 0)")
                 return world_to_ned(self.hold_at), None, None
             if sp is None:
-                return world_to_ned(self.hold_at), None, None
-            yaw = None if sp.yaw is None else -math.degrees(sp.yaw)
-            return sp.ned, yaw, None
+                return hold, None, None
+            return sp.ned, None if sp.yaw is None else -math.degrees(sp.yaw), None
         if mode in ("AUTO.LAND", "LAND"):
             if here[2] > -0.05:
                 self.armed = False
-            ground = world_to_ned(self.hold_at)
-            ground[2] = 0.0
-            return ground, None, None
+            return np.array([hold[0], hold[1], 0.0]), None, None
         if mode in ("AUTO.RTL", "RTL"):
-            home = np.array([0.0, 0.0, here[2]])
-            if np.hypot(*here[:2]) < 0.5:
+            if math.hypot(here[0], here[1]) < 0.5:
                 self.set_mode("AUTO.LAND" if self.autopilot.name == "px4" else "LAND",
                               "home reached")
-            return home, None, None
-        return world_to_ned(self.hold_at), None, None
+            return np.array([0.0, 0.0, here[2]]), None, None
+        return hold, None, None
 
-    def _px4_follow_goal(self, here: np.ndarray, her: np.ndarray, velocity: np.ndarray
-                         ) -> np.ndarray:
-        p = self.params
-        if np.hypot(velocity[0], velocity[1]) > 0.5:
-            self.course = math.atan2(velocity[1], velocity[0])
-        elif self.course is None:  # standing still: keep the bearing the vehicle is on
-            self.course = math.atan2(here[1] - her[1], here[0] - her[0]) - math.radians(
-                p["FLW_TGT_FA"])
-        angle = self.course + math.radians(p["FLW_TGT_FA"])
-        return np.array([her[0] + p["FLW_TGT_DST"] * math.cos(angle),
-                         her[1] + p["FLW_TGT_DST"] * math.sin(angle), her[2] - p["FLW_TGT_HT"]])
+    def _px4_follow(self, here: np.ndarray) -> tuple[np.ndarray, float | None,
+                                                     tuple[float, float]]:
+        p, target = self.params, self.target
+        stale = self.time - target.time > TARGET_TIMEOUT
+        her = target.at(self.time)
+        velocity = np.zeros(3) if stale else target.velocity
+        angle = self._course(here, her, velocity, PX4_COURSE_SPEED) + math.radians(
+            p["FLW_TGT_FA"])
+        height = max(p["FLW_TGT_HT"], PX4_MIN_HEIGHT)
+        down = her[2] - height if p["FLW_TGT_ALT_M"] == 2 else -height
+        goal = np.array([her[0] + p["FLW_TGT_DST"] * math.cos(angle),
+                         her[1] + p["FLW_TGT_DST"] * math.sin(angle), down])
+        if abs(here[2] - down) > PX4_ALTITUDE_FIRST:
+            goal[:2] = here[:2]
+        # the gimbal: pitched at her as if she stood at home's height, yawed with the vehicle
+        pitch, _ = look_angles(ned_to_world(here), ned_to_world([her[0], her[1], 0.0]))
+        return goal, self._facing(her), (pitch, self.quad.yaw)
+
+    def _ardupilot_follow(self, here: np.ndarray) -> tuple[np.ndarray, float | None,
+                                                           tuple[float, float] | None]:
+        p, target = self.params, self.target
+        her = target.at(self.time)
+        if self.time - target.time > TARGET_TIMEOUT or \
+                np.linalg.norm(her - here) > p["FOLL_DIST_MAX"]:
+            self.hold_at = self.quad.position.copy()  # zero velocity: hover where it is
+            return here, None, None
+        if self.offset is None:
+            given = np.array([p["FOLL_OFS_X"], p["FOLL_OFS_Y"], p["FOLL_OFS_Z"]])
+            self.offset = given if given.any() else here - her
+        goal = her + self.offset
+        yaw = self._facing(her) if p["FOLL_YAW_BEHAVE"] == 1 else None
+        aim = look_angles(self.quad.camera_position, ned_to_world(her)) \
+            if int(p["FOLL_OPTIONS"]) & 1 else None
+        return goal, yaw, aim
 
     # ---- out ----
 
@@ -305,8 +369,13 @@ class SimVehicle:
         getattr(self.conn.mav, f"{name}_send")(**fields)
         self.sent += 1
 
+    def send_telemetry(self) -> None:
+        """Every telemetry message now (a companion that has just connected)."""
+        self._due = dict.fromkeys(self.rates, -math.inf)
+        self._telemetry()
+
     def _telemetry(self) -> None:
-        for kind, hz in TELEMETRY_HZ.items():
+        for kind, hz in self.rates.items():
             if self.time + 1e-9 >= self._due[kind]:
                 self._due[kind] = self.time + 1.0 / hz
                 getattr(self, f"_send_{kind.lower()}")()
@@ -343,13 +412,27 @@ class SimVehicle:
                    vz=round(vd * 100), hdg=round((-self.quad.yaw % 360) * 100) % 36000)
 
     def _send_gimbal_device_attitude_status(self) -> None:
-        q = euler_to_quaternion(0.0, -math.radians(self.quad.gimbal_pitch),
-                                -math.radians(self.quad.gimbal_yaw))
+        """PX4's gimbal: its yaw relative to the vehicle; ArduPilot's mount: in the earth frame."""
+        pitch = -math.radians(self.quad.gimbal_pitch)
+        if self.autopilot.name == "px4":
+            flags = GIMBAL_YAW_IN_VEHICLE_FRAME
+            yaw = -math.radians(self.quad.gimbal_yaw - self.quad.yaw)
+        else:
+            flags, yaw = GIMBAL_YAW_IN_EARTH_FRAME, -math.radians(self.quad.gimbal_yaw)
         self._send("gimbal_device_attitude_status", target_system=0, target_component=0,
-                   time_boot_ms=self._boot_ms(), flags=GIMBAL_DEVICE_FLAGS_YAW_IN_EARTH_FRAME,
-                   q=list(q), angular_velocity_x=0.0, angular_velocity_y=0.0,
-                   angular_velocity_z=0.0, failure_flags=0)
+                   time_boot_ms=self._boot_ms(), flags=flags,
+                   q=list(euler_to_quaternion(0.0, pitch, yaw)), angular_velocity_x=0.0,
+                   angular_velocity_y=0.0, angular_velocity_z=0.0, failure_flags=0)
 
     def close(self) -> None:
         self.conn.close()
 
+
+def sim_vehicle(quad: Quad, commander, port: int = 0) -> SimVehicle:
+    """The sim's quad as the vehicle ``commander`` (a CommanderSettings) flies, on 127.0.0.1
+    (``port`` 0: a free one), with what its operator must set: ArduPilot's FOLL_ENABLE 1 and
+    FOLL_OPTIONS 1 (the mount on the target). The follow distance and height are the
+    autopilot's defaults."""
+    params = {} if commander.autopilot == "px4" else {"FOLL_ENABLE": 1.0, "FOLL_OPTIONS": 1.0}
+    return SimVehicle(quad, VehicleSettings(commander.autopilot, url=f"udpin:127.0.0.1:{port}",
+                                            params=params))

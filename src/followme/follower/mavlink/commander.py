@@ -50,7 +50,8 @@ class VehicleState:
     lon: float | None = None
     alt: float | None = None  # m above mean sea level
     attitude: tuple[float, float, float] | None = None  # ATTITUDE roll, pitch, yaw (rad)
-    gimbal: tuple[float, float, float] | None = None  # camera roll, pitch, yaw, earth frame (rad)
+    gimbal: tuple[float, float, float] | None = None  # camera roll, pitch, yaw (rad)
+    gimbal_earth_yaw: bool = True  # else the gimbal's yaw is relative to the vehicle's
     boot_ms: int = 0  # the vehicle's time_boot_ms of the last message that had one
 
 

@@ -26,7 +26,8 @@ from followme.follower.mavlink.frames import quaternion_to_euler
 os.environ.setdefault("MAVLINK20", "1")  # GIMBAL_DEVICE_ATTITUDE_STATUS (#285) needs MAVLink 2
 
 log = logging.getLogger("followme.follower.mavlink")
-COMPANION_SYSID = 1  # the vehicle's own system: a companion computer shares it
+# A system of its own: ArduPilot's FOLLOW ignores FOLLOW_TARGET from the vehicle's own system id
+COMPANION_SYSID = 245
 COMPANION_COMPID = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
 MAV_TYPE_ONBOARD_CONTROLLER, MAV_AUTOPILOT_INVALID, MAV_STATE_ACTIVE = 18, 8, 4
 MAV_MODE_FLAG_SAFETY_ARMED = 128
@@ -100,13 +101,15 @@ class MavlinkLink:
             notes.clear()
 
     def _heartbeats(self) -> None:
-        while not self._stop.wait(1.0):
+        while True:
             try:
                 with self._lock:
                     self.conn.mav.heartbeat_send(MAV_TYPE_ONBOARD_CONTROLLER,
                                                  MAV_AUTOPILOT_INVALID, 0, 0, MAV_STATE_ACTIVE)
             except OSError as e:
                 log.warning("mavlink: heartbeat not sent: %s", e)
+            if self._stop.wait(1.0):
+                return
 
     # ---- in ----
 
@@ -153,10 +156,8 @@ class MavlinkLink:
         elif kind == "ATTITUDE":
             s.attitude = (msg.roll, msg.pitch, msg.yaw)
         elif kind == "GIMBAL_DEVICE_ATTITUDE_STATUS":
-            roll, pitch, yaw = quaternion_to_euler(msg.q)
-            if not msg.flags & (GIMBAL_YAW_LOCK | GIMBAL_YAW_IN_EARTH_FRAME) and s.attitude:
-                yaw += s.attitude[2]  # the yaw is the vehicle's plus the gimbal's
-            s.gimbal = (roll, pitch, yaw)
+            s.gimbal = quaternion_to_euler(msg.q)
+            s.gimbal_earth_yaw = bool(msg.flags & (GIMBAL_YAW_LOCK | GIMBAL_YAW_IN_EARTH_FRAME))
         elif kind == "COMMAND_ACK":
             log.info("mavlink: COMMAND_ACK %d result %d", msg.command, msg.result)
         self.received[kind] = self.received.get(kind, 0) + 1

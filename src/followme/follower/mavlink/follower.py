@@ -1,0 +1,80 @@
+"""The follower over MAVLink: camera frame -> mask -> target -> Detected | Lost -> commands.
+
+The camera's pose comes from the vehicle's telemetry (LOCAL_POSITION_NED and the gimbal's
+GIMBAL_DEVICE_ATTITUDE_STATUS, or a fixed mount pitched ``mount_pitch`` degrees down on the
+vehicle's yaw), so the hero lands in the vehicle's own local frame.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from followme.follower.config import FollowConfig
+from followme.follower.geometry import Pose
+from followme.follower.mavlink.commander import FollowCommander
+from followme.follower.mavlink.frames import camera_pose
+from followme.follower.mavlink.link import MavlinkLink
+from followme.follower.pipeline import (
+    CameraFrame,
+    FollowEvent,
+    FramePipeline,
+    HeroTracker,
+    Segmenter,
+)
+
+
+class MavlinkFollower:
+    def __init__(self, segmenter: Segmenter, link: MavlinkLink, commander: FollowCommander,
+                 config: FollowConfig | None = None, mount_pitch: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.config = config or FollowConfig()
+        self.pipeline = FramePipeline(segmenter, self.config)
+        self.tracker = HeroTracker(self.config.lost_after)
+        self.link, self.commander = link, commander
+        self.mount_pitch = mount_pitch
+        self.clock = clock
+        self.frames = self.posed = 0
+
+    def camera_pose(self) -> Pose | None:
+        """The camera in the follower's world now, or None before the telemetry needed."""
+        s = self.link.state
+        if s.position is None:
+            return None
+        if s.gimbal is not None:
+            roll, pitch, yaw = s.gimbal
+            if not s.gimbal_earth_yaw:
+                if s.attitude is None:
+                    return None
+                yaw += s.attitude[2]
+            return camera_pose(s.position, roll, pitch, yaw)
+        if self.mount_pitch is not None and s.attitude is not None:
+            return camera_pose(s.position, 0.0, -math.radians(self.mount_pitch), s.attitude[2])
+        return None
+
+    def process(self, rgb: np.ndarray, depth: np.ndarray) -> FollowEvent | None:
+        """One camera frame (RGB and its depth in metres, NaN where unknown)."""
+        self.frames += 1
+        pose = self.camera_pose()
+        if pose is None:
+            return None
+        self.posed += 1
+        result = self.pipeline(CameraFrame(rgb, depth, pose))
+        event = self.tracker.update(result.target)
+        self.commander.on_event(event, self.clock())
+        return event
+
+    def tick(self) -> None:
+        """Send what the commander says now (the stream: 5 Hz or more)."""
+        self.link.send(self.commander.tick(self.link.state, self.clock()), self.commander.notes)
+
+    def hero_world(self) -> np.ndarray | None:
+        """Where the commander believes she is, in the follower's world."""
+        hero = self.commander.hero
+        if hero is None:
+            return None
+        n, e, d = hero.position
+        return np.array([n, -e, -d])
