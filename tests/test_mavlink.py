@@ -1,5 +1,6 @@
 """The MAVLink transport: frames, the commander's rules, and the sim's vehicle over UDP."""
 
+import json
 import math
 import socket
 import time
@@ -220,3 +221,61 @@ def test_follow_target_over_the_wire_flies_the_vehicle_after_her(vehicle_and_lin
     else:  # the offset it had when FOLLOW began
         assert abs(gap - math.hypot(10.0, 0.0)) < 2.5
     assert link.sent.get("follow_target", 0) == 150
+
+
+def test_followme_follow_mavlink_from_a_video_streams_follow_target(tmp_path):
+    """A video of a hero standing 9 m ahead of a hovering PX4 vehicle: the follower ranges her
+    by the ground (no depth), and FOLLOW_TARGET reaches the vehicle at 5 Hz or more, where
+    she stands."""
+    pytest.importorskip("pybullet")
+    cv2 = pytest.importorskip("cv2")
+    import threading
+
+    from followme.follower.geometry import Camera, Pose
+    from followme.follower.mavlink.run import follow_mavlink
+    from followme.follower.sources import FrameSource, SourceSpec
+    from followme.sim.quad import Quad
+    from followme.sim.vehicle import SimVehicle, VehicleSettings
+    from test_ranging import SIZE, _person_mask
+
+    quad = Quad(position=np.array([0.0, 0.0, 6.0]), gimbal_pitch=35.0)
+    port = _free_udp_port()
+    vehicle = SimVehicle(quad, VehicleSettings("px4", url=f"udpin:127.0.0.1:{port}"))
+    camera_pose = Pose(*quad.camera_position, 0.0, 35.0, 0.0)
+    feet = np.array([9.0, 1.0, 0.0])
+    mask = _person_mask(camera_pose, Camera(), feet)
+    frame = np.full((SIZE, SIZE, 3), 90, np.uint8)
+    frame[mask] = (255, 0, 0)
+    video = tmp_path / "hero.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (SIZE, SIZE))
+    for _ in range(30):  # 3 s at 10 fps
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+    stop = threading.Event()
+
+    def fly():
+        vehicle.set_mode("AUTO.FOLLOW_TARGET")
+        vehicle._goal = lambda: (np.array([0.0, 0.0, -6.0]), None, None)  # it hovers, here
+        while not stop.is_set():
+            vehicle.step(0.02)
+            time.sleep(0.02)
+
+    flying = threading.Thread(target=fly, daemon=True)
+    flying.start()
+    from follower_helpers import ColourSegmenter
+
+    start = time.monotonic()
+    counts = follow_mavlink(ColourSegmenter(160), FrameSource(SourceSpec.parse(f"video:{video}")),
+                            f"udpout:127.0.0.1:{port}", CommanderSettings("px4"),
+                            command_log=tmp_path / "sent.jsonl")
+    seconds = time.monotonic() - start
+    stop.set()
+    flying.join(2.0)
+    vehicle.close()
+    assert counts["frames"] == 30 and counts["detected"] >= 20
+    sent = [json.loads(line) for line in (tmp_path / "sent.jsonl").read_text().splitlines()]
+    targets = [m for m in sent if m["msg"] == "follow_target"]
+    assert len(targets) >= 5 * (seconds - 1.0)  # 5 Hz, after the first detection
+    got = vehicle.target
+    assert got is not None and np.linalg.norm(got.ned[:2] - [feet[0], -feet[1]]) < 0.1 * 9.0

@@ -27,8 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``followme follow`` options."""
     from followme.follower.config import FollowConfig
     from followme.follower.geometry import DEPTH_KINDS, PIXEL_AXES
+    from followme.follower.mavlink.autopilots import AUTOPILOTS, COMMANDS, ON_LOST
+    from followme.follower.mavlink.commander import CommanderSettings
 
-    d = FollowConfig()
+    d, c = FollowConfig(), CommanderSettings()
 
     p.add_argument("--model", metavar="CKPT",
                    help="a checkpoint or an .onnx export (default: the shipped model)")
@@ -55,6 +57,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{d.max_payload / 2**20:g})")
     p.add_argument("--log-every", type=float, default=d.log_every, metavar="S",
                    help=f"seconds between stats lines (default {d.log_every:g})")
+    m = p.add_argument_group("a PX4 or ArduPilot vehicle over MAVLink, instead of QuadSim")
+    m.add_argument("--mavlink", metavar="URL",
+                   help="the vehicle's MAVLink: udpout:127.0.0.1:14540, udpin:0.0.0.0:14550, "
+                        "tcp:HOST:PORT or serial:/dev/ttyACM0:921600")
+    m.add_argument("--source", metavar="SRC",
+                   help="with --mavlink: camera:N, video:PATH or rtsp://... (frames without "
+                        "depth: she is ranged by the ground under her feet)")
+    m.add_argument("--autopilot", choices=AUTOPILOTS, default=c.autopilot)
+    m.add_argument("--command", choices=COMMANDS, default=c.command,
+                   help="FOLLOW_TARGET in the autopilot's follow mode (default), or position "
+                        "setpoints in PX4's OFFBOARD / ArduPilot's GUIDED")
+    m.add_argument("--on-lost", choices=ON_LOST, default=c.on_lost,
+                   help=f"the mode to set after --grace s without her (default {c.on_lost})")
+    m.add_argument("--grace", type=float, default=c.grace, metavar="S",
+                   help=f"default {c.grace:g}")
+    m.add_argument("--distance", type=float, default=c.distance, metavar="M",
+                   help=f"setpoints: metres kept from her (default {c.distance:g})")
+    m.add_argument("--height", type=float, default=c.height, metavar="M",
+                   help=f"setpoints: metres above her (default {c.height:g})")
+    m.add_argument("--max-speed", type=float, default=c.max_speed, metavar="M/S",
+                   help=f"setpoints move no faster (default {c.max_speed:g})")
+    m.add_argument("--max-range", type=float, default=c.max_range, metavar="M",
+                   help=f"a hero farther from the vehicle is not followed "
+                        f"(default {c.max_range:g})")
+    m.add_argument("--fence", type=float, default=c.fence_radius, metavar="M",
+                   help=f"nothing is commanded beyond this radius around where the vehicle was "
+                        f"first heard (default {c.fence_radius:g})")
+    m.add_argument("--mount-pitch", type=float, metavar="DEG",
+                   help="a fixed camera, pitched DEG down on the vehicle's yaw, when the vehicle "
+                        "reports no gimbal attitude")
+    m.add_argument("--command-log", default="runs/follow/mavlink_commands.jsonl", metavar="FILE",
+                   help="every message sent, one JSON line each (default "
+                        "runs/follow/mavlink_commands.jsonl)")
     g = p.add_argument_group("camera conventions QuadSim leaves open (see follower/geometry.py)")
     g.add_argument("--focal", type=float, default=d.camera.focal, metavar="F",
                    help=f"focal length in image widths (default {d.camera.focal:.4f}: QuadSim's "
@@ -97,7 +132,14 @@ def run(a: argparse.Namespace) -> int:
     from followme.segment.segmenter import load_segmenter
 
     config = config_from_args(a)
+    if a.source and not a.mavlink:
+        raise ValueError("--source gives frames to the MAVLink follower: add --mavlink URL "
+                         "(QuadSim sends its own frames)")
+    if a.mavlink and not a.source:
+        raise ValueError("--mavlink needs --source camera:N, video:PATH or rtsp://...")
     segmenter = load_segmenter(a.model)
+    if a.mavlink:
+        return _run_mavlink(a, segmenter, config)
     logging.getLogger("followme.follower").info(
         "follower: model %s at %d px", a.model or "shipped", segmenter.size)
     try:
@@ -105,3 +147,26 @@ def run(a: argparse.Namespace) -> int:
     except OSError as e:
         raise ValueError(f"cannot listen on {config.host}:{config.port}: {e}") from e
     return 0
+
+
+def _run_mavlink(a: argparse.Namespace, segmenter, config) -> int:
+    import logging
+
+    from followme.follower.mavlink.commander import CommanderSettings
+    from followme.follower.mavlink.run import follow_mavlink
+    from followme.follower.sources import FrameSource, SourceSpec
+
+    settings = CommanderSettings(a.autopilot, a.command, on_lost=a.on_lost, grace=a.grace,
+                                 distance=a.distance, height=a.height, max_speed=a.max_speed,
+                                 max_range=a.max_range, fence_radius=a.fence)
+    source = FrameSource(SourceSpec.parse(a.source))
+    logging.getLogger("followme.follower").info(
+        "follower: %s -> MAVLink %s (%s, %s); it never arms or takes off, and commands only "
+        "in %s; every message sent is in %s", a.source, a.mavlink, a.autopilot, a.command,
+        "the mode you select", a.command_log)
+    counts = follow_mavlink(segmenter, source, a.mavlink, settings, config,
+                            mount_pitch=a.mount_pitch, command_log=a.command_log,
+                            log_every=a.log_every)
+    print(counts)
+    return 0
+

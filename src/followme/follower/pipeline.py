@@ -15,6 +15,7 @@ import numpy as np
 
 from followme.follower.config import FollowConfig
 from followme.follower.geometry import Pose
+from followme.follower.ranging import ground_depth
 from followme.follower.target import Target, locate_hero
 
 # segmenter(frame (H, W, 3) uint8) -> hero mask (s, s) bool: segment.HeroSegmenter, the sim's
@@ -27,7 +28,9 @@ class CameraFrame:
     """One decoded camera frame."""
 
     rgb: np.ndarray  # (H, W, 3) uint8
-    depth: np.ndarray  # (H', W') float metres along the camera's axis, NaN where unknown
+    # (H', W') float metres along the camera's axis, NaN where unknown; None: a camera without
+    # depth, ranged by the ground plane at z = 0 (ranging.py)
+    depth: np.ndarray | None
     gimbal: Pose  # the camera's pose in the world
 
 
@@ -49,7 +52,9 @@ class FramePipeline:
         mask = np.asarray(self.segmenter(frame.rgb), dtype=bool)
         if mask.ndim != 2:
             raise ValueError(f"segmenter returned a mask of shape {mask.shape}")
-        target = locate_hero(mask, frame.depth, frame.gimbal, self.config.camera,
+        depth = frame.depth if frame.depth is not None else \
+            ground_depth(mask, frame.gimbal, self.config.camera)
+        target = locate_hero(mask, depth, frame.gimbal, self.config.camera,
                              self.config.min_pixels)
         return FrameResult(target, mask, frame.rgb)
 

@@ -8,6 +8,7 @@ vehicle's yaw), so the hero lands in the vehicle's own local frame.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,6 +39,7 @@ class MavlinkFollower:
         self.mount_pitch = mount_pitch
         self.clock = clock
         self.frames = self.posed = 0
+        self._lock = threading.Lock()  # frames and the stream run on threads of their own
 
     def camera_pose(self) -> Pose | None:
         """The camera in the follower's world now, or None before the telemetry needed."""
@@ -55,8 +57,9 @@ class MavlinkFollower:
             return camera_pose(s.position, 0.0, -math.radians(self.mount_pitch), s.attitude[2])
         return None
 
-    def process(self, rgb: np.ndarray, depth: np.ndarray) -> FollowEvent | None:
-        """One camera frame (RGB and its depth in metres, NaN where unknown)."""
+    def process(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> FollowEvent | None:
+        """One camera frame: RGB and its depth in metres (NaN where unknown), or None for a
+        camera without depth (ranged by the ground)."""
         self.frames += 1
         pose = self.camera_pose()
         if pose is None:
@@ -64,12 +67,15 @@ class MavlinkFollower:
         self.posed += 1
         result = self.pipeline(CameraFrame(rgb, depth, pose))
         event = self.tracker.update(result.target)
-        self.commander.on_event(event, self.clock())
+        with self._lock:
+            self.commander.on_event(event, self.clock())
         return event
 
     def tick(self) -> None:
         """Send what the commander says now (the stream: 5 Hz or more)."""
-        self.link.send(self.commander.tick(self.link.state, self.clock()), self.commander.notes)
+        with self._lock:
+            self.link.send(self.commander.tick(self.link.state, self.clock()),
+                           self.commander.notes)
 
     def hero_world(self) -> np.ndarray | None:
         """Where the commander believes she is, in the follower's world."""

@@ -1,0 +1,77 @@
+"""``followme follow --mavlink URL``: frames from a camera source, commands to the vehicle.
+
+Two threads: the frames (source -> model -> Detected / Lost, as fast as the model goes, the
+newest frame only) and the stream (the commander's messages at ``rate_hz``, 5 Hz by default,
+whether frames come or not, so the autopilot's timeouts see the follower stop when it stops).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from followme.follower.config import FollowConfig
+from followme.follower.mavlink.autopilots import autopilot
+from followme.follower.mavlink.commander import CommanderSettings, FollowCommander
+from followme.follower.mavlink.follower import MavlinkFollower
+from followme.follower.mavlink.link import MavlinkLink
+from followme.follower.pipeline import Detected, Segmenter
+from followme.follower.sources import FrameSource
+
+log = logging.getLogger("followme.follower.mavlink")
+
+
+def follow_mavlink(segmenter: Segmenter, source: FrameSource, url: str,
+                   settings: CommanderSettings, config: FollowConfig | None = None,
+                   mount_pitch: float | None = None, command_log: str | Path | None = None,
+                   rate_hz: float = 5.0, stop: threading.Event | None = None,
+                   log_every: float = 10.0) -> dict:
+    """Follow until the source ends, ``stop`` is set or Ctrl-C; returns the run's counts."""
+    stop = stop or threading.Event()
+    if command_log:
+        Path(command_log).parent.mkdir(parents=True, exist_ok=True)
+    link = MavlinkLink(url, autopilot(settings.autopilot), command_log)
+    follower = MavlinkFollower(segmenter, link, FollowCommander(settings), config, mount_pitch)
+    counts = {"frames": 0, "no_pose": 0, "detected": 0, "lost": 0}
+    latencies: list[float] = []
+
+    def stream() -> None:
+        while not stop.wait(1.0 / rate_hz):
+            try:
+                follower.tick()
+            except OSError as e:
+                log.warning("mavlink: sending failed: %s", e)
+
+    streamer = threading.Thread(target=stream, daemon=True, name="mavlink-stream")
+    streamer.start()
+    last_log = time.monotonic()
+    try:
+        for rgb, taken in source:
+            if stop.is_set():
+                break
+            before = follower.posed
+            event = follower.process(rgb)
+            counts["frames"] += 1
+            counts["no_pose"] += follower.posed == before
+            counts["detected"] += isinstance(event, Detected)
+            counts["lost"] += event is not None and not isinstance(event, Detected)
+            latencies.append((time.monotonic() - taken) * 1000)
+            if time.monotonic() - last_log >= log_every:
+                last_log = time.monotonic()
+                p50, p99 = np.percentile(latencies[-500:], [50, 99])
+                log.info("mavlink: frames %d (no vehicle pose yet %d) detected %d lost %d, "
+                         "latency p50 %.0f ms p99 %.0f ms; sent %s", counts["frames"],
+                         counts["no_pose"], counts["detected"], counts["lost"], p50, p99,
+                         dict(link.sent))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        streamer.join(2.0)
+        link.close()
+        source.close()
+    return {**counts, "sent": dict(link.sent), "received": dict(link.received)}
