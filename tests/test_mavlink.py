@@ -279,3 +279,27 @@ def test_followme_follow_mavlink_from_a_video_streams_follow_target(tmp_path):
     assert len(targets) >= 5 * (seconds - 1.0)  # 5 Hz, after the first detection
     got = vehicle.target
     assert got is not None and np.linalg.norm(got.ned[:2] - [feet[0], -feet[1]]) < 0.1 * 9.0
+
+
+def test_after_its_own_hold_the_commander_resumes_when_she_is_back_but_not_after_the_operator():
+    c = FollowCommander(CommanderSettings("px4", "follow-target", on_lost="hold", grace=2.0))
+    following = _state(PX4, "AUTO.FOLLOW_TARGET")
+    c.on_event(_her(5.0, 0.0), 100.0)
+    c.tick(following, 100.0)
+    [(_, lost)] = c.tick(following, 102.5)
+    assert lost["param3"] == 3.0  # AUTO.LOITER
+    held = _state(PX4, "AUTO.LOITER")
+    held.heard = 103.5
+    assert c.tick(held, 103.0) == []  # still nobody
+    c.on_event(_her(6.0, 0.0), 104.0)
+    [(name, back)] = c.tick(held, 104.0)
+    assert name == "command_long" and (back["param2"], back["param3"]) == (4.0, 8.0)
+    assert "she is back" in c.notes[-1]
+    c2 = FollowCommander(CommanderSettings("px4", "follow-target", on_lost="hold", grace=2.0))
+    c2.on_event(_her(5.0, 0.0), 100.0)
+    c2.tick(following, 100.0)
+    c2.tick(following, 102.5)
+    c2.on_event(_her(6.0, 0.0), 104.0)
+    rtl = _state(PX4, "AUTO.RTL")
+    rtl.heard = 103.5
+    assert c2.tick(rtl, 104.0) == []  # the operator chose RTL: hands off

@@ -65,6 +65,8 @@ def add_follow_arguments(p: argparse.ArgumentParser) -> None:
                    help="what the follower sets after --grace s without her (default hold)")
     g.add_argument("--grace", type=float, default=2.0, metavar="S",
                    help="seconds without a detection before --on-lost (default 2)")
+    g.add_argument("--no-depth", action="store_true",
+                   help="range her by the ground under her feet, as from a camera without depth")
     _add_run_arguments(p, "runs/sim_follow")
 
 
@@ -122,8 +124,10 @@ def run_follow(a: argparse.Namespace) -> int:
 
         mavlink = CommanderSettings(a.autopilot, a.command, on_lost=a.on_lost, grace=a.grace,
                                     distance=a.distance, height=a.height)
+    if a.no_depth and link != "mavlink":
+        raise ValueError("--no-depth is for --link mavlink (QuadSim always sends depth)")
     summary = follow_to_files(settings, segmenter, a.out, name, link=link, mavlink=mavlink,
-                              video=None if a.no_video else a.video)
+                              video=None if a.no_video else a.video, depth=not a.no_depth)
     _print(summary, name)
     return 0
 

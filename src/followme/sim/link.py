@@ -201,13 +201,16 @@ class MavlinkSimLink:
     from the vehicle's telemetry, not from the sensor_frame."""
 
     def __init__(self, segmenter: Segmenter, vehicle, commander_settings,
-                 config: FollowConfig | None = None, timeout: float = 10.0):
+                 config: FollowConfig | None = None, timeout: float = 10.0,
+                 depth: bool = True):
+        """``depth=False``: the follower ignores the depth image and ranges her by the ground,
+        as with a camera without depth."""
         from followme.follower.mavlink.commander import FollowCommander
         from followme.follower.mavlink.follower import MavlinkFollower
         from followme.follower.mavlink.link import MavlinkLink
 
         self.config = config or FollowConfig()
-        self.vehicle, self.timeout = vehicle, timeout
+        self.vehicle, self.timeout, self.depth = vehicle, timeout, depth
         port = vehicle.conn.port.getsockname()[1]
         self.link = MavlinkLink(f"udpout:127.0.0.1:{port}", vehicle.autopilot,
                                 clock=lambda: vehicle.time)
@@ -235,7 +238,7 @@ class MavlinkSimLink:
                    "the vehicle's telemetry")
         frame = protocol.camera_frame(protocol.parse_sensor_frame(fields, self.config.max_payload),
                                       self.config.frame_size, self.config.camera)
-        event = self.follower.process(frame.rgb, frame.depth)
+        event = self.follower.process(frame.rgb, frame.depth if self.depth else None)
         self.follower.tick()
         sent = dict(self.link.sent)
         self._wait(lambda: all(self.vehicle.received.get(k.upper(), 0) >= n

@@ -233,11 +233,13 @@ LINKS = ("inprocess", "socketio", "mavlink")
 
 def run_loop(settings: LoopSettings, segmenter: Segmenter, link: str = "inprocess",
              config: FollowConfig | None = None, observers: Iterable[Observer] = (),
-             progress: bool = True, mavlink: CommanderSettings | None = None) -> LoopMetrics:
+             progress: bool = True, mavlink: CommanderSettings | None = None,
+             depth: bool = True) -> LoopMetrics:
     """Follow for ``settings.seconds`` of simulated time. ``link``: the follower in this
     process; as its Socket.IO server on 127.0.0.1 (an ephemeral port) with the sim as its
     QuadSim client; or over MAVLink to the quad as a PX4 or ArduPilot vehicle (``mavlink``:
-    the autopilot, the command and the follower's safety settings)."""
+    the autopilot, the command and the follower's safety settings; ``depth=False``: ranged by
+    the ground, as from a camera without depth)."""
     if link not in LINKS:
         raise ValueError(f"--link {link}: choose one of {', '.join(LINKS)}")
     config = config or FollowConfig()
@@ -254,7 +256,7 @@ def run_loop(settings: LoopSettings, segmenter: Segmenter, link: str = "inproces
             mavlink = mavlink or CommanderSettings()
             loop.vehicle = stack.enter_context(contextlib.closing(
                 sim_vehicle(loop.quad, mavlink)))
-            follower = MavlinkSimLink(tap, loop.vehicle, mavlink, config)
+            follower = MavlinkSimLink(tap, loop.vehicle, mavlink, config, depth=depth)
         else:
             follower = InProcessFollower(tap, config)
         stack.callback(follower.close)

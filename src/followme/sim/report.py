@@ -54,7 +54,7 @@ class VideoFiles:
 def follow_to_files(settings: LoopSettings, segmenter: Segmenter, out: str | Path, title: str,
                     link: str = "inprocess", video: str | None = "follow.mp4",
                     config: FollowConfig | None = None, progress: bool = True,
-                    mavlink: CommanderSettings | None = None) -> dict:
+                    mavlink: CommanderSettings | None = None, depth: bool = True) -> dict:
     """``run_loop`` with its video, plot and metrics written to ``out``; returns the figures
     with ``wall_s`` and the paths."""
     out = Path(out)
@@ -63,6 +63,7 @@ def follow_to_files(settings: LoopSettings, segmenter: Segmenter, out: str | Pat
     start = time.perf_counter()
     try:
         metrics = run_loop(settings, segmenter, link=link, config=config, mavlink=mavlink,
+                           depth=depth,
                            observers=[files], progress=progress)
     finally:
         paths = files.close()

@@ -12,7 +12,9 @@ Safety rules, in the order ``tick`` applies them:
    flown to: the setpoint stops at the fence, FOLLOW_TARGET is not sent.
 4. Setpoints move at most ``max_speed`` m/s.
 5. After ``grace`` s without a detection (or a Lost), the commander sets the ``on_lost`` mode
-   once (hold, land or return) and stops.
+   once (hold, land or return) and stops. After its own hold, and only while the vehicle is
+   still in that hold mode, a new detection sets the operator's follow mode again (resume);
+   after land or return it never does.
 
 Messages are (pymavlink message name, fields): ``link.MavlinkLink`` sends them and logs each.
 """
@@ -114,6 +116,7 @@ class FollowCommander:
         self.setpoint_time = 0.0
         self.followed = False  # commanded since the last loss
         self.gave_up = False  # on_lost was set; wait for the next detection
+        self.resumed_at = -math.inf
         self.notes: list[str] = []  # what the commander decided, for the log
 
     # ---- in ----
@@ -122,11 +125,10 @@ class FollowCommander:
         """The follow core's answer to one frame, its Detected world in (x north, y west, z up)."""
         if isinstance(event, Detected):
             ned = world_to_ned(event.world)
-            if self.hero is None:
-                self.hero = HeroEstimate(ned, seen=now)
+            if self.hero is None or now - self.hero.seen > self.settings.grace:
+                self.hero = HeroEstimate(ned, seen=now)  # a new sighting: no old velocity
             else:
                 self.hero.update(ned, now)
-            self.gave_up = False
         elif isinstance(event, Lost):
             self.notes.append("the follow core lost her; on-lost after the grace period")
 
@@ -145,9 +147,18 @@ class FollowCommander:
         fresh = self.hero is not None and now - self.hero.seen <= s.grace
         if not self.in_follow_mode(state):
             self.followed = False
+            out = []
             if self.autopilot.name == "px4" and s.command == "setpoints":
-                return [self._setpoint(state, state.position.copy(), self._yaw(state), now)]
-            return []
+                out.append(self._setpoint(state, state.position.copy(), self._yaw(state), now))
+            held = self.autopilot.modes[self.autopilot.lost_mode["hold"]]
+            if fresh and self.gave_up and s.on_lost == "hold" and state.custom_mode == held \
+                    and now - self.resumed_at > 1.0:
+                self.resumed_at = now
+                self.notes.append(f"she is back: setting {self.follow_mode} again")
+                out.append(self._set_mode(self.follow_mode))
+            return out
+        if fresh:
+            self.gave_up = False
         if not fresh:
             if self.followed and not self.gave_up:
                 self.gave_up, self.followed = True, False
