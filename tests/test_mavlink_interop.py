@@ -5,14 +5,10 @@ checks of what it sends (rates, HEARTBEAT fields, units, COMMAND_ACK).
 Each test runs the vehicle in a background thread that steps it every 0.02 s of real time
 (``_Running``), as a real autopilot would talk: on its own clock, not in lock-step with the test.
 
-What MAVSDK 4.1.0 asks for and the vehicle does not send (the vehicle ACKs
-MAV_CMD_REQUEST_MESSAGE as ACCEPTED but never sends the message): AUTOPILOT_VERSION (148, also
-asked by MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES 520, answered UNSUPPORTED) and HOME_POSITION
-(242), both re-requested every second; nor SYS_STATUS, EXTENDED_SYS_STATE, GPS_RAW_INT or
-BATTERY_STATUS. Without them MAVSDK still connects and reports position, attitude, armed and the
-flight mode, but its home is NaN, ``in_air`` is False (landed state UNKNOWN) while the vehicle
-hovers at 6 m, the GPS has no fix, and ``health`` is not ok (not armable). The tests below assert
-what works, not these gaps.
+MAVSDK 4.1.0 asks for AUTOPILOT_VERSION (MAV_CMD_REQUEST_MESSAGE 148, and
+MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES 520) and HOME_POSITION (242) every second until it gets
+them, and reads SYS_STATUS, EXTENDED_SYS_STATE and GPS_RAW_INT for its health and in-air state:
+the vehicle sends all of these. It does not send BATTERY_STATUS.
 """
 
 from __future__ import annotations
@@ -146,6 +142,10 @@ def test_mavsdk_sees_the_px4_vehicle_its_position_and_its_mode_changes():
             # the Telemetry plugin hears "armed" from the first HEARTBEAT after it was made
             assert _until(telemetry.armed, 3.0)
             assert telemetry.flight_mode() == FlightMode.HOLD  # AUTO.LOITER
+            # HOME_POSITION (asked for by MAV_CMD_REQUEST_MESSAGE), EXTENDED_SYS_STATE, SYS_STATUS
+            assert _until(lambda: abs(telemetry.home().latitude_deg - HOME[0]) < 1e-6, 4.0)
+            assert _until(telemetry.in_air, 3.0)
+            assert _until(lambda: telemetry.health().is_global_position_ok, 3.0)
 
             seen: list = []
             telemetry.subscribe_flight_mode(lambda mode, _ud: seen.append(mode))
@@ -169,13 +169,13 @@ def _mavproxy_command(master: str, out: str) -> list[str]:
             "--daemon", "--non-interactive", "--no-state", "--streamrate=-1"]
 
 
-@pytest.mark.slow
 def test_mavproxy_routes_the_heartbeat_out_and_follow_target_in(tmp_path):
     if importlib.util.find_spec("MAVProxy") is None:
         pytest.skip("MAVProxy is not installed (pip install MAVProxy==1.8.75)")
     pytest.importorskip("serial", reason="MAVProxy needs pyserial")
     from followme.follower.mavlink.autopilots import PX4
     from followme.follower.mavlink.link import COMPANION_SYSID, MavlinkLink
+    from followme.sim.vehicle import HOME
 
     class RecordingLink(MavlinkLink):
         last: dict = {}  # the latest message of each type
@@ -220,7 +220,7 @@ def test_mavproxy_routes_the_heartbeat_out_and_follow_target_in(tmp_path):
             assert msg.timestamp == sent["timestamp"] and list(msg.vel) == sent["vel"]
             with run.lock:
                 target = run.vehicle.target
-            assert target is not None and abs(target.ned[2] - (488.0 - 490.25)) < 1e-6
+            assert target is not None and abs(target.ned[2] - (HOME[2] - 490.25)) < 1e-6
         finally:
             link.close()
             proxy.terminate()

@@ -3,10 +3,12 @@ multicopter, and how it flies what it is sent.
 
 It speaks as that autopilot: HEARTBEAT with its autopilot type and custom modes at 1 Hz;
 ATTITUDE, LOCAL_POSITION_NED, GLOBAL_POSITION_INT and GIMBAL_DEVICE_ATTITUDE_STATUS at the
-rates of ``TELEMETRY_HZ`` (PX4's "onboard low bandwidth" link: 20, 30, 10 and 1 Hz); COMMAND_ACK
-to MAV_CMD_DO_SET_MODE (and to the message-rate requests MAVSDK sends); PARAM_VALUE for its
-follow parameters (read, list, set). It flies as those autopilots' modes do (read from their
-code; the file names are in the README's "Follow with PX4 / ArduPilot"):
+rates of ``TELEMETRY_HZ`` (PX4's "onboard low bandwidth" link: 20, 30, 10 and 1 Hz), and
+SYS_STATUS, EXTENDED_SYS_STATE and GPS_RAW_INT at 1 Hz (healthy sensors, in the air, a 3D fix:
+what MAVSDK's health and in-air checks read); COMMAND_ACK to MAV_CMD_DO_SET_MODE and to
+MAV_CMD_REQUEST_MESSAGE, answered with AUTOPILOT_VERSION or HOME_POSITION (UNSUPPORTED for
+others); PARAM_VALUE for its follow parameters (read, list, set). It flies as those autopilots'
+modes do (read from their code):
 
 - PX4 AUTO.FOLLOW_TARGET (FlightTaskAutoFollowTarget): ``FLW_TGT_DST`` m from the target,
   horizontally, at ``FLW_TGT_FA`` degrees from her course (180: behind; the course changes only
@@ -62,14 +64,24 @@ MAV_TYPE_QUADROTOR, MAV_STATE_ACTIVE, MAV_MODE_FLAG_SAFETY_ARMED = 2, 4, 128
 MAV_RESULT_ACCEPTED, MAV_RESULT_TEMPORARILY_REJECTED = 0, 1
 MAV_RESULT_UNSUPPORTED, MAV_RESULT_FAILED = 3, 4
 MAV_CMD_DO_SET_MODE, MAV_CMD_SET_MESSAGE_INTERVAL, MAV_CMD_REQUEST_MESSAGE = 176, 511, 512
+MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES = 520
+AUTOPILOT_VERSION_ID, HOME_POSITION_ID = 148, 242
+# MAV_PROTOCOL_CAPABILITY: PARAM_FLOAT 2, COMMAND_INT 8, SET_POSITION_TARGET_LOCAL_NED 128,
+# MAVLINK2 8192
+CAPABILITIES = 2 | 8 | 128 | 8192
+# MAV_SYS_STATUS_SENSOR: 3D gyro 1, accel 2, mag 4, absolute pressure 8, GPS 32
+SENSORS = 1 | 2 | 4 | 8 | 32
+MAV_LANDED_STATE_ON_GROUND, MAV_LANDED_STATE_IN_AIR = 1, 2
 GIMBAL_YAW_IN_VEHICLE_FRAME, GIMBAL_YAW_IN_EARTH_FRAME = 32, 64
 MAV_FRAME_LOCAL_NED, MAV_FRAME_LOCAL_OFFSET_NED = 1, 7
 MAV_PARAM_TYPE_REAL32 = 9
 TELEMETRY_HZ = {
     "px4": {"HEARTBEAT": 1.0, "ATTITUDE": 20.0, "LOCAL_POSITION_NED": 30.0,
-            "GLOBAL_POSITION_INT": 10.0, "GIMBAL_DEVICE_ATTITUDE_STATUS": 1.0},
+            "GLOBAL_POSITION_INT": 10.0, "GIMBAL_DEVICE_ATTITUDE_STATUS": 1.0,
+            "SYS_STATUS": 1.0, "EXTENDED_SYS_STATE": 1.0, "GPS_RAW_INT": 1.0},
     "ardupilot": {"HEARTBEAT": 1.0, "ATTITUDE": 10.0, "LOCAL_POSITION_NED": 10.0,
-                  "GLOBAL_POSITION_INT": 10.0, "GIMBAL_DEVICE_ATTITUDE_STATUS": 10.0},
+                  "GLOBAL_POSITION_INT": 10.0, "GIMBAL_DEVICE_ATTITUDE_STATUS": 10.0,
+                  "SYS_STATUS": 1.0, "EXTENDED_SYS_STATE": 1.0, "GPS_RAW_INT": 1.0},
 }
 PARAMS = {
     "px4": {"FLW_TGT_DST": 8.0, "FLW_TGT_HT": 8.0, "FLW_TGT_FA": 180.0, "FLW_TGT_ALT_M": 0.0,
@@ -218,14 +230,23 @@ class SimVehicle:
         self.setpoint = _Received(ned, yaw, np.zeros(3), self.time)
 
     def _on_command_long(self, msg) -> None:
+        answer = None
         if msg.command == MAV_CMD_DO_SET_MODE:
             result = self._requested_mode(msg.param2, msg.param3)
-        elif msg.command in (MAV_CMD_SET_MESSAGE_INTERVAL, MAV_CMD_REQUEST_MESSAGE):
+        elif msg.command == MAV_CMD_SET_MESSAGE_INTERVAL:
             result = MAV_RESULT_ACCEPTED
+        elif msg.command in (MAV_CMD_REQUEST_MESSAGE, MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES):
+            wanted = AUTOPILOT_VERSION_ID if msg.command == MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES \
+                else int(msg.param1)
+            answer = {AUTOPILOT_VERSION_ID: self._send_autopilot_version,
+                      HOME_POSITION_ID: self._send_home_position}.get(wanted)
+            result = MAV_RESULT_ACCEPTED if answer else MAV_RESULT_UNSUPPORTED
         else:
             result = MAV_RESULT_UNSUPPORTED
         self.acks.append((msg.command, result))
         self._send("command_ack", command=msg.command, result=result)
+        if answer is not None:
+            answer()
 
     def _requested_mode(self, param2: float, param3: float) -> int:
         custom = self.autopilot.mode_of(param2, param3)
@@ -377,7 +398,7 @@ class SimVehicle:
     def _telemetry(self) -> None:
         for kind, hz in self.rates.items():
             if self.time + 1e-9 >= self._due[kind]:
-                self._due[kind] = self.time + 1.0 / hz
+                self._due[kind] = max(self._due[kind] + 1.0 / hz, self.time)
                 getattr(self, f"_send_{kind.lower()}")()
 
     def _boot_ms(self) -> int:
@@ -423,6 +444,38 @@ class SimVehicle:
                    time_boot_ms=self._boot_ms(), flags=flags,
                    q=list(euler_to_quaternion(0.0, pitch, yaw)), angular_velocity_x=0.0,
                    angular_velocity_y=0.0, angular_velocity_z=0.0, failure_flags=0)
+
+    def _send_sys_status(self) -> None:
+        self._send("sys_status", onboard_control_sensors_present=SENSORS,
+                   onboard_control_sensors_enabled=SENSORS,
+                   onboard_control_sensors_health=SENSORS, load=200, voltage_battery=15800,
+                   current_battery=1200, battery_remaining=80, drop_rate_comm=0, errors_comm=0,
+                   errors_count1=0, errors_count2=0, errors_count3=0, errors_count4=0)
+
+    def _send_extended_sys_state(self) -> None:
+        flying = self.armed and self.quad.position[2] > 0.1
+        self._send("extended_sys_state", vtol_state=0,
+                   landed_state=MAV_LANDED_STATE_IN_AIR if flying else
+                   MAV_LANDED_STATE_ON_GROUND)
+
+    def _send_gps_raw_int(self) -> None:
+        n, e, d = world_to_ned(self.quad.position)
+        lat, lon = offset_to_global(HOME[0], HOME[1], n, e)
+        self._send("gps_raw_int", time_usec=int(self.time * 1e6), fix_type=3,
+                   lat=round(lat * 1e7), lon=round(lon * 1e7), alt=round((HOME[2] - d) * 1000),
+                   eph=80, epv=120, vel=round(float(np.hypot(*self.quad.velocity[:2])) * 100),
+                   cog=65535, satellites_visible=14)
+
+    def _send_autopilot_version(self) -> None:
+        self._send("autopilot_version", capabilities=CAPABILITIES, flight_sw_version=0,
+                   middleware_sw_version=0, os_sw_version=0, board_version=0,
+                   flight_custom_version=[0] * 8, middleware_custom_version=[0] * 8,
+                   os_custom_version=[0] * 8, vendor_id=0, product_id=0, uid=self.settings.sysid)
+
+    def _send_home_position(self) -> None:
+        self._send("home_position", latitude=round(HOME[0] * 1e7), longitude=round(HOME[1] * 1e7),
+                   altitude=round(HOME[2] * 1000), x=0.0, y=0.0, z=0.0, q=[1.0, 0.0, 0.0, 0.0],
+                   approach_x=0.0, approach_y=0.0, approach_z=0.0)
 
     def close(self) -> None:
         self.conn.close()
