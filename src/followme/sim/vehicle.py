@@ -53,6 +53,7 @@ from followme.follower.mavlink.frames import (
     global_to_offset,
     ned_to_world,
     offset_to_global,
+    quaternion_to_euler,
     world_to_ned,
 )
 from followme.sim.quad import Quad
@@ -109,7 +110,7 @@ class VehicleSettings:
 @dataclass
 class _Received:
     ned: np.ndarray
-    yaw: float | None
+    yaw: float | None  # rad from north: a setpoint's yaw, a target's heading
     velocity: np.ndarray
     time: float
 
@@ -215,7 +216,8 @@ class SimVehicle:
                 return
             if not msg.est_capabilities & 2:
                 velocity = np.zeros(3)
-        self.target = _Received(self._ned_of(msg.lat, msg.lon, msg.alt), None, velocity,
+        heading = quaternion_to_euler(msg.attitude_q)[2] if msg.est_capabilities & 8 else None
+        self.target = _Received(self._ned_of(msg.lat, msg.lon, msg.alt), heading, velocity,
                                 self.time)
 
     def _on_set_position_target_local_ned(self, msg) -> None:
@@ -373,10 +375,21 @@ class SimVehicle:
                 np.linalg.norm(her - here) > p["FOLL_DIST_MAX"]:
             self.hold_at = self.quad.position.copy()  # zero velocity: hover where it is
             return here, None, None
-        if self.offset is None:
-            given = np.array([p["FOLL_OFS_X"], p["FOLL_OFS_Y"], p["FOLL_OFS_Z"]])
-            self.offset = given if given.any() else here - her
-        goal = her + self.offset
+        given = np.array([p["FOLL_OFS_X"], p["FOLL_OFS_Y"], p["FOLL_OFS_Z"]])
+        if not given.any():
+            if self.offset is None:  # taken from where the vehicle is, at the first fix
+                self.offset = here - her
+            offset = self.offset
+        elif p["FOLL_OFS_TYPE"] == 1:  # forward-right-down of her heading
+            if target.yaw is None:  # no heading: no target
+                self.hold_at = self.quad.position.copy()
+                return here, None, None
+            c, s = math.cos(target.yaw), math.sin(target.yaw)
+            offset = np.array([c * given[0] - s * given[1], s * given[0] + c * given[1],
+                               given[2]])
+        else:
+            offset = given
+        goal = her + offset
         yaw = self._facing(her) if p["FOLL_YAW_BEHAVE"] == 1 else None
         aim = look_angles(self.quad.camera_position, ned_to_world(her)) \
             if int(p["FOLL_OPTIONS"]) & 1 else None
@@ -481,11 +494,15 @@ class SimVehicle:
         self.conn.close()
 
 
+# What the sim's operator sets on ArduPilot: FOLLOW enabled, the mount on her, and PX4's default
+# geometry (8 m behind her heading, 8 m up) in place of "wherever the vehicle was"
+ARDUPILOT_SETUP = {"FOLL_ENABLE": 1.0, "FOLL_OPTIONS": 1.0, "FOLL_OFS_TYPE": 1.0,
+                   "FOLL_OFS_X": -8.0, "FOLL_OFS_Z": -8.0}
+
+
 def sim_vehicle(quad: Quad, commander, port: int = 0) -> SimVehicle:
     """The sim's quad as the vehicle ``commander`` (a CommanderSettings) flies, on 127.0.0.1
-    (``port`` 0: a free one), with what its operator must set: ArduPilot's FOLL_ENABLE 1 and
-    FOLL_OPTIONS 1 (the mount on the target). The follow distance and height are the
-    autopilot's defaults."""
-    params = {} if commander.autopilot == "px4" else {"FOLL_ENABLE": 1.0, "FOLL_OPTIONS": 1.0}
+    (``port`` 0: a free one): PX4 with its defaults, ArduPilot with ``ARDUPILOT_SETUP``."""
+    params = {} if commander.autopilot == "px4" else dict(ARDUPILOT_SETUP)
     return SimVehicle(quad, VehicleSettings(commander.autopilot, url=f"udpin:127.0.0.1:{port}",
                                             params=params))

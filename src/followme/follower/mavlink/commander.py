@@ -11,10 +11,11 @@ Safety rules, in the order ``tick`` applies them:
    (``fence_radius`` around where the vehicle was when the commander first heard it), is not
    flown to: the setpoint stops at the fence, FOLLOW_TARGET is not sent.
 4. Setpoints move at most ``max_speed`` m/s.
-5. After ``grace`` s without a detection (or a Lost), the commander sets the ``on_lost`` mode
-   once (hold, land or return) and stops. After its own hold, and only while the vehicle is
-   still in that hold mode, a new detection sets the operator's follow mode again (resume);
-   after land or return it never does.
+5. After ``grace`` s without a detection: with ``on_lost`` hold, the vehicle is held where
+   following her left it, in the operator's mode: FOLLOW_TARGET goes on at her last position
+   with no velocity (the autopilot keeps its offset around it, the camera on it), setpoints stay
+   at the last one; when she is seen again, following goes on. With land or rtl, the commander
+   sets that mode once and stops.
 
 Messages are (pymavlink message name, fields): ``link.MavlinkLink`` sends them and logs each.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from followme.follower.mavlink.autopilots import Autopilot, autopilot
-from followme.follower.mavlink.frames import offset_to_global, world_to_ned
+from followme.follower.mavlink.frames import euler_to_quaternion, offset_to_global, world_to_ned
 from followme.follower.pipeline import Detected, FollowEvent, Lost
 
 Message = tuple[str, dict]
@@ -36,7 +37,7 @@ MAV_CMD_DO_SET_MODE = 176
 # SET_POSITION_TARGET_LOCAL_NED type_mask: position and yaw only (ignore velocity 8|16|32,
 # acceleration 64|128|256, yaw rate 2048)
 POSITION_AND_YAW = 8 | 16 | 32 | 64 | 128 | 256 | 2048
-FOLLOW_POS, FOLLOW_VEL = 1, 2  # FOLLOW_TARGET est_capabilities bits
+FOLLOW_POS, FOLLOW_VEL, FOLLOW_ATTITUDE = 1, 2, 8  # FOLLOW_TARGET est_capabilities bits
 
 
 @dataclass
@@ -116,7 +117,8 @@ class FollowCommander:
         self.setpoint_time = 0.0
         self.followed = False  # commanded since the last loss
         self.gave_up = False  # on_lost was set; wait for the next detection
-        self.resumed_at = -math.inf
+        self.holding = False  # --on-lost hold: holding at her last position
+        self.course: float | None = None  # her heading (rad from north)
         self.notes: list[str] = []  # what the commander decided, for the log
 
     # ---- in ----
@@ -147,30 +149,34 @@ class FollowCommander:
         fresh = self.hero is not None and now - self.hero.seen <= s.grace
         if not self.in_follow_mode(state):
             self.followed = False
-            out = []
             if self.autopilot.name == "px4" and s.command == "setpoints":
-                out.append(self._setpoint(state, state.position.copy(), self._yaw(state), now))
-            held = self.autopilot.modes[self.autopilot.lost_mode["hold"]]
-            if fresh and self.gave_up and s.on_lost == "hold" and state.custom_mode == held \
-                    and now - self.resumed_at > 1.0:
-                self.resumed_at = now
-                self.notes.append(f"she is back: setting {self.follow_mode} again")
-                out.append(self._set_mode(self.follow_mode))
-            return out
+                return [self._setpoint(state, state.position.copy(), self._yaw(state), now)]
+            return []
         if fresh:
             self.gave_up = False
+            if self.holding:
+                self.holding = False
+                self.notes.append("she is back: following")
         if not fresh:
-            if self.followed and not self.gave_up:
+            if self.followed and not self.gave_up and s.on_lost != "hold":
                 self.gave_up, self.followed = True, False
                 mode = self.autopilot.lost_mode[s.on_lost]
                 self.notes.append(f"no detection for {s.grace:g} s: setting {mode} "
                                   f"(--on-lost {s.on_lost})")
                 return [self._set_mode(mode)]
-            if s.command == "setpoints":  # hold where the last setpoint was
-                hold = self.setpoint if self.setpoint is not None else state.position.copy()
-                return [self._setpoint(state, hold, self._yaw(state), now)]
-            return []
-        hero = self.hero.position + self.hero.velocity * min(now - self.hero.seen, s.grace)
+            if self.hero is None or self.gave_up:
+                if s.command == "setpoints":  # stay put
+                    hold = self.setpoint if self.setpoint is not None else state.position.copy()
+                    return [self._setpoint(state, hold, self._yaw(state), now)]
+                return []
+            if not self.holding:
+                self.holding = True
+                self.notes.append(f"no detection for {s.grace:g} s: holding at her last "
+                                  "position (--on-lost hold)")
+            self.hero.velocity = np.zeros(3)
+            hero = self.hero.position
+        else:
+            hero = self.hero.position + self.hero.velocity * (now - self.hero.seen)
         if np.linalg.norm((hero - state.position)[:2]) > s.max_range:
             self.notes.append(f"hero {np.linalg.norm((hero - state.position)[:2]):.0f} m away, "
                               f"beyond --max-range {s.max_range:g}: not followed")
@@ -225,15 +231,26 @@ class FollowCommander:
     def _follow_target(self, state: VehicleState, hero: np.ndarray, now: float) -> Message:
         """Her position as lat/lon/alt (from the vehicle's own GLOBAL_POSITION_INT and the
         local offset between them) and her velocity once two detections give one."""
-        caps = FOLLOW_POS | (FOLLOW_VEL if self.hero.updates > 1 else 0)
+        caps = FOLLOW_POS | FOLLOW_ATTITUDE | (FOLLOW_VEL if self.hero.updates > 1 else 0)
         north, east, down = hero - state.position
         lat, lon = offset_to_global(state.lat, state.lon, north, east)
         return ("follow_target", dict(
             timestamp=int(now * 1000), est_capabilities=caps, lat=round(lat * 1e7),
             lon=round(lon * 1e7), alt=float(state.alt - down),
             vel=[float(v) for v in self.hero.velocity], acc=[0.0, 0.0, 0.0],
-            attitude_q=[1.0, 0.0, 0.0, 0.0], rates=[0.0, 0.0, 0.0], position_cov=[0.0] * 3,
-            custom_state=0))
+            attitude_q=list(euler_to_quaternion(0.0, 0.0, self._course(state, hero))),
+            rates=[0.0, 0.0, 0.0], position_cov=[0.0] * 3, custom_state=0))
+
+    def _course(self, state: VehicleState, hero: np.ndarray) -> float:
+        """Her heading for FOLLOW_TARGET's attitude (ArduPilot's FOLL_OFS_TYPE 1 turns its
+        offsets with it): where she walks; standing, the last one; before any, away from the
+        vehicle, so that "behind her" is where the vehicle already is."""
+        v = self.hero.velocity
+        if math.hypot(v[0], v[1]) >= 0.5:
+            self.course = math.atan2(v[1], v[0])
+        elif self.course is None:
+            self.course = math.atan2(hero[1] - state.position[1], hero[0] - state.position[0])
+        return self.course
 
     def _set_mode(self, mode: str) -> Message:
         p1, p2, p3 = self.autopilot.set_mode_params(mode)

@@ -1,7 +1,7 @@
 """``followme follow --mavlink URL``: frames from a camera source, commands to the vehicle.
 
 Two threads: the frames (source -> model -> Detected / Lost, as fast as the model goes, the
-newest frame only) and the stream (the commander's messages at ``rate_hz``, 5 Hz by default,
+newest frame only) and the stream (the commander's messages at ``rate_hz``, 10 Hz by default,
 whether frames come or not, so the autopilot's timeouts see the follower stop when it stops).
 """
 
@@ -28,7 +28,7 @@ log = logging.getLogger("followme.follower.mavlink")
 def follow_mavlink(segmenter: Segmenter, source: FrameSource, url: str,
                    settings: CommanderSettings, config: FollowConfig | None = None,
                    mount_pitch: float | None = None, command_log: str | Path | None = None,
-                   rate_hz: float = 5.0, stop: threading.Event | None = None,
+                   rate_hz: float = 10.0, stop: threading.Event | None = None,
                    log_every: float = 10.0) -> dict:
     """Follow until the source ends, ``stop`` is set or Ctrl-C; returns the run's counts."""
     stop = stop or threading.Event()
@@ -40,7 +40,9 @@ def follow_mavlink(segmenter: Segmenter, source: FrameSource, url: str,
     latencies: list[float] = []
 
     def stream() -> None:
-        while not stop.wait(1.0 / rate_hz):
+        next_at = time.monotonic()
+        while not stop.wait(max(0.0, next_at - time.monotonic())):
+            next_at += 1.0 / rate_hz  # on a fixed schedule: the rate does not drift below
             try:
                 follower.tick()
             except OSError as e:
