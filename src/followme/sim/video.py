@@ -123,7 +123,7 @@ class TopDownMap:
         d.polygon([self._px(p, origin) for p in tri], fill=QUAD_RGB, outline=(255, 255, 255))
         rec = step.record
         d.rectangle([0, 0, self.size, 13], fill=(0, 0, 0))
-        d.text((3, 1), f"t {t:5.1f} s  {loop.controller.mode:6s}  {rec.distance:4.1f} m  "
+        d.text((3, 1), f"t {t:5.1f} s  {rec.mode:6s}  {rec.distance:4.1f} m  "
                        f"alt {quad.position[2]:4.1f} m", fill=(255, 255, 255))
         return np.asarray(view)
 

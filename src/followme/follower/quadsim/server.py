@@ -63,7 +63,8 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 from followme.follower.config import FollowConfig
-from followme.follower.pipeline import FramePipeline, HeroTracker, Segmenter
+from followme.follower.live import LiveFeed, add_routes
+from followme.follower.pipeline import Detected, FramePipeline, HeroTracker, Lost, Segmenter
 from followme.follower.quadsim import protocol
 from followme.follower.quadsim.protocol import MalformedFrame, QuadSimEvents, SensorFrame
 from followme.follower.target import Target
@@ -323,6 +324,8 @@ class FollowerServer:
 
         self.app = web.Application(middlewares=[guard, _quadsim_handshake])
         self.sio.attach(self.app)
+        self.live = LiveFeed("followme follow", self._live_figures)
+        add_routes(self.app, self.live)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("sensor_frame", self._on_sensor_frame)
@@ -462,6 +465,13 @@ class FollowerServer:
             self._last_warning[kind] = now
             log.warning(message)
 
+    def _live_figures(self) -> dict:
+        s = self.stats.snapshot()
+        return {"clients": len(self.clients), "received": s["received"],
+                "processed": s["processed"], "dropped": s["dropped"],
+                "malformed": s["malformed"], "detected": s["detected"], "lost": s["lost"],
+                "latency_p50_ms": s["latency_p50_ms"], "latency_p99_ms": s["latency_p99_ms"]}
+
     def _dropped(self, sid, item) -> None:
         self.stats.count("dropped")
 
@@ -486,6 +496,7 @@ class FollowerServer:
         self.stats.count("processed")
         self._call_soon(self._deliver, sid, result.target, t0)
         target = result.target
+        self.live.frame(result.rgb, result.mask, target.pixel if target else None)
         if self.viz is not None:
             self.viz.write(result.rgb, result.mask, target.pixel if target else None)
         if self.recorder is not None:
@@ -507,7 +518,14 @@ class FollowerServer:
         if client is None:  # the client left while its frame was processed
             return
         tracker, quadsim_events = client
-        events = quadsim_events(tracker.update(target))
+        event = tracker.update(target)
+        if isinstance(event, Detected):
+            self.live.state = "detected"
+        elif isinstance(event, Lost):
+            self.live.state = "lost"
+        elif self.live.state == "waiting":
+            self.live.state = "searching"
+        events = quadsim_events(event)
         task = asyncio.create_task(self._send(sid, events, t0))
         task.add_done_callback(self._sent)
 
@@ -594,6 +612,7 @@ def serve(segmenter: Segmenter, config: FollowConfig) -> dict:
         log.info("follower: listening on ws://%s:%d/socket.io/ (Engine.IO 3, the protocol of "
                  "JavaScript Socket.IO 1.x/2.x, as QuadSim speaks it); Ctrl-C stops",
                  config.host, port)
+        log.info("follower: watch it at http://%s:%d/", config.host, port)
         if not is_loopback(host_name(config.host)):
             served = "any Host header" if "*" in config.allow_hosts else \
                 "requests whose Host header names a loopback address or " + ", ".join(
