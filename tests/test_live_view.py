@@ -130,3 +130,23 @@ def test_the_page_in_a_real_browser_goes_from_waiting_to_detected(tmp_path):
             sender.join(2)
             client.close()
     assert json.dumps(server.final_stats)  # the follower stopped cleanly
+
+
+def test_sim_follow_view_serves_the_camera_the_map_and_the_figures():
+    pytest.importorskip("pybullet")
+    from followme.follower.live import LiveServer
+    from followme.sim.loop import LoopSettings, OracleSegmenter, run_loop
+    from followme.sim.video import LiveView
+
+    live = LiveView("sim test")
+    with LiveServer(live.feed) as url:
+        assert requests.get(f"{url}status.json", timeout=5).json()["state"] == "waiting"
+        run_loop(LoopSettings(seconds=3.0, people=4, px_per_m=8.0), OracleSegmenter(),
+                 observers=[live], progress=False)
+        status = requests.get(f"{url}status.json", timeout=5).json()
+        assert status["state"] == "detected" and status["frame_id"] == 14
+        assert status["map_id"] == 14 and status["figures"]["hero in view"] == "100.0%"
+        for path, kind in (("frame.jpg", "JPEG"), ("map.png", "PNG")):
+            r = requests.get(f"{url}{path}", timeout=5)
+            assert Image.open(io.BytesIO(r.content)).format == kind
+        assert requests.get(url, headers={"Host": "evil.example"}, timeout=5).status_code == 403

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", type=int, default=20, help="people besides the hero (20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle's loop")
+    p.add_argument("--view", type=int, default=0, metavar="PORT",
+                   help="the live page's port while it flies (default 0: any free one; its "
+                        "address is printed)")
     p.add_argument("--video", default="follow.mp4", metavar="NAME",
                    help="video file name, .mp4 or .gif (follow.mp4)")
 
@@ -52,8 +55,10 @@ class _Steps:
 
 def demo(out: str | Path = "runs/demo", train_frames: int = 600, grade_frames: int = 300,
          train_minutes: float = 3.0, loop_minutes: float = 1.0, people: int = 20, seed: int = 0,
-         oracle: bool = True, video: str | None = "follow.mp4", progress: bool = True) -> dict:
-    """Run the demo into a new folder under ``out``; returns what demo.json holds."""
+         oracle: bool = True, video: str | None = "follow.mp4", progress: bool = True,
+         view: int | None = 0) -> dict:
+    """Run the demo into a new folder under ``out``; returns what demo.json holds. ``view``:
+    the port of the live page while it flies (0: any free one; None: no page)."""
     from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
     from followme.evaluation.evaluate import evaluate
     from followme.segment.segmenter import load_segmenter
@@ -105,7 +110,8 @@ def demo(out: str | Path = "runs/demo", train_frames: int = 600, grade_frames: i
          + (", then the oracle" if oracle else ""))
     settings = LoopSettings(seconds=60 * loop_minutes, people=people, seed=seed)
     runs = {"network": follow_to_files(settings, load_segmenter(models[best]), run / "follow",
-                                       best, video=video, progress=progress)}
+                                       best, video=video, progress=progress, view=view,
+                                       on_view=lambda line: print(f"  {line}", flush=True))}
     if oracle:
         runs["oracle"] = follow_to_files(settings, OracleSegmenter(), run / "follow_oracle",
                                          "oracle", video=video, progress=progress)
@@ -145,6 +151,6 @@ def report(result: dict) -> str:
 
 def run(a: argparse.Namespace) -> int:
     result = demo(a.out, a.train_frames, a.grade_frames, a.train_minutes, a.loop_minutes,
-                  a.people, a.seed, oracle=not a.no_oracle, video=a.video)
+                  a.people, a.seed, oracle=not a.no_oracle, video=a.video, view=a.view)
     print(report(result))
     return 0

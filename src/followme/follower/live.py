@@ -112,3 +112,58 @@ def add_routes(app: web.Application, feed: LiveFeed) -> None:
     app.router.add_get("/frame.jpg", frame)
     app.router.add_get("/map.png", map_png)
     app.router.add_get("/status.json", status)
+
+
+class LiveServer:
+    """The page alone, on a thread of its own (``sim follow --view``), under the follower's
+    Host rule: ``with LiveServer(feed) as url: ...``."""
+
+    def __init__(self, feed: LiveFeed, host: str = "127.0.0.1", port: int = 0):
+        self.feed, self.host, self.port = feed, host, port
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="live-page")
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise OSError(f"cannot serve the live page on {self.host}:{self.port}: "
+                          f"{self._error}") from self._error
+        return f"http://{self.host}:{self.port}/"
+
+    def __exit__(self, *exc) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        from followme.follower.quadsim.server import host_allowed
+
+        @web.middleware
+        async def guard(request: web.Request, handler):
+            if not host_allowed(request.headers.get("Host"), self.host):
+                return web.Response(status=403, text="Host not accepted\n")
+            return await handler(request)
+
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            app = web.Application(middlewares=[guard])
+            add_routes(app, self.feed)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, self.host, self.port).start()
+                self.port = runner.addresses[0][1]
+            except OSError as e:
+                self._error = e
+                self._ready.set()
+                await runner.cleanup()
+                return
+            self._ready.set()
+            await self._stop.wait()
+            await runner.cleanup()
+
+        asyncio.run(main())

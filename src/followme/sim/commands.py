@@ -56,6 +56,9 @@ def add_follow_arguments(p: argparse.ArgumentParser) -> None:
                         "127.0.0.1 with the sim as its QuadSim client; or over MAVLink to the "
                         "quad as a PX4 or ArduPilot vehicle on 127.0.0.1")
     p.add_argument("--socketio", action="store_true", help="the same as --link socketio")
+    p.add_argument("--view", nargs="?", type=int, const=4568, metavar="PORT",
+                   help="watch it in a browser: the live page with the map on "
+                        "http://127.0.0.1:PORT/ (default 4568) while it runs")
     g = p.add_argument_group("with --link mavlink")
     g.add_argument("--autopilot", choices=("px4", "ardupilot"), default="px4")
     g.add_argument("--command", choices=("follow-target", "setpoints"), default="follow-target",
@@ -127,7 +130,8 @@ def run_follow(a: argparse.Namespace) -> int:
     if a.no_depth and link != "mavlink":
         raise ValueError("--no-depth is for --link mavlink (QuadSim always sends depth)")
     summary = follow_to_files(settings, segmenter, a.out, name, link=link, mavlink=mavlink,
-                              video=None if a.no_video else a.video, depth=not a.no_depth)
+                              video=None if a.no_video else a.video, depth=not a.no_depth,
+                              view=a.view)
     _print(summary, name)
     return 0
 

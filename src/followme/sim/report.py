@@ -4,17 +4,20 @@ camera view and map) and OUT/frame.png (one frame of it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from followme.follower.config import FollowConfig
+from followme.follower.live import LiveServer
 from followme.follower.mavlink.commander import CommanderSettings
 from followme.follower.pipeline import Segmenter
 from followme.sim.loop import LoopSettings, LoopStep, run_loop
 from followme.sim.metrics import LoopMetrics
-from followme.sim.video import LoopVideo, plot_run
+from followme.sim.video import LiveView, LoopVideo, plot_run
 
 
 def write_report(metrics: LoopMetrics, out: Path, title: str, settings: LoopSettings,
@@ -54,19 +57,26 @@ class VideoFiles:
 def follow_to_files(settings: LoopSettings, segmenter: Segmenter, out: str | Path, title: str,
                     link: str = "inprocess", video: str | None = "follow.mp4",
                     config: FollowConfig | None = None, progress: bool = True,
-                    mavlink: CommanderSettings | None = None, depth: bool = True) -> dict:
+                    mavlink: CommanderSettings | None = None, depth: bool = True,
+                    view: int | None = None, on_view: Callable[[str], None] = print) -> dict:
     """``run_loop`` with its video, plot and metrics written to ``out``; returns the figures
-    with ``wall_s`` and the paths."""
+    with ``wall_s`` and the paths. ``view``: serve the live page on this port of 127.0.0.1
+    while it runs (0: any free one), its address handed to ``on_view``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = VideoFiles(out, video, settings.camera_hz, snapshot_at=settings.seconds / 2)
+    observers: list = [files]
     start = time.perf_counter()
-    try:
-        metrics = run_loop(settings, segmenter, link=link, config=config, mavlink=mavlink,
-                           depth=depth,
-                           observers=[files], progress=progress)
-    finally:
-        paths = files.close()
+    with contextlib.ExitStack() as stack:
+        if view is not None:
+            live = LiveView(f"followme sim follow: {title}")
+            observers.append(live)
+            on_view(f"live view: {stack.enter_context(LiveServer(live.feed, port=view))}")
+        try:
+            metrics = run_loop(settings, segmenter, link=link, config=config, mavlink=mavlink,
+                               depth=depth, observers=observers, progress=progress)
+        finally:
+            paths = files.close()
     wall = time.perf_counter() - start
     return write_report(metrics, out, title, settings,
                         {"follower": _follower_name(link, mavlink),

@@ -227,3 +227,49 @@ def plot_run(metrics: LoopMetrics, path: str | Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+class LiveView:
+    """``sim follow --view``: each step's camera panel, map and running figures for the live
+    page (``follower/live.py``), as an observer of the loop."""
+
+    def __init__(self, title: str):
+        from followme.follower.live import LiveFeed
+
+        self.feed = LiveFeed(title, self._figures, self._map_png)
+        self.map: TopDownMap | None = None
+        self._map: np.ndarray | None = None
+        self._metrics: LoopMetrics | None = None
+
+    def __call__(self, step: LoopStep) -> None:
+        if self.map is None:
+            self.map = TopDownMap(step.loop.world)
+        self._map = self.map.draw(step)
+        self._metrics = step.loop.metrics
+        rec = step.record
+        state = "detected" if rec.detected else ("lost" if rec.lost else None)
+        if state is None and self.feed.state == "waiting":
+            state = "searching"
+        self.feed.frame(camera_panel(step), None, None, state)
+        self.feed.map_id += 1
+
+    def _map_png(self) -> bytes | None:
+        if self._map is None:
+            return None
+        import io
+
+        buf = io.BytesIO()
+        Image.fromarray(self._map).save(buf, "PNG")
+        return buf.getvalue()
+
+    def _figures(self) -> dict:
+        if self._metrics is None or not self._metrics.frames:
+            return {}
+        frames = self._metrics.frames
+        in_view = sum(f.in_view for f in frames) / len(frames)
+        near = sum(2.0 <= f.distance <= 6.0 for f in frames) / len(frames)
+        return {"simulated s": f"{frames[-1].t:.1f}", "mode": frames[-1].mode,
+                "hero in view": f"{in_view:.1%}", "within 2-6 m": f"{near:.1%}",
+                "losses": sum(f.lost for f in frames),
+                "wrong-person frames": sum(f.wrong_person for f in frames),
+                "distance m": f"{frames[-1].distance:.1f}"}
