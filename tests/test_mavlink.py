@@ -113,8 +113,9 @@ def test_a_hero_beyond_range_or_the_fence_is_not_followed():
     state = _state(PX4, "AUTO.FOLLOW_TARGET")
     c.on_event(_her(25.0, 0.0), 100.0)
     assert c.tick(state, 100.0) == [] and "beyond --max-range" in c.notes[-1]
-    c.on_event(_her(15.0, 0.0), 100.1)
-    assert c.tick(state, 100.1)[0][0] == "follow_target"
+    near = FollowCommander(CommanderSettings("px4", "follow-target", max_range=20.0))
+    near.on_event(_her(15.0, 0.0), 100.1)
+    assert near.tick(state, 100.1)[0][0] == "follow_target"
     fenced = FollowCommander(CommanderSettings("px4", "follow-target", fence_radius=50.0))
     assert fenced.tick(state, 99.0) == []  # the fence is drawn around where it first hears it
     far = _state(PX4, "AUTO.FOLLOW_TARGET", (45.0, 0.0, -10.0))
@@ -302,3 +303,24 @@ def test_on_lost_hold_keeps_her_last_position_in_the_operators_mode_and_goes_on_
     [(_, back)] = c.tick(state, 104.0)
     assert abs(global_to_offset(47.4, 8.5, back["lat"] / 1e7, back["lon"] / 1e7)[0] - 8.0) < 0.05
     assert c.notes[-1] == "she is back: following"
+
+
+def test_a_detection_she_cannot_have_walked_to_is_set_aside_unless_it_is_confirmed():
+    c = FollowCommander(CommanderSettings("px4", "follow-target"))
+    state = _state(PX4, "AUTO.FOLLOW_TARGET")
+    for k in range(5):  # walking north at 1 m/s
+        c.on_event(_her(5.0 + k * 0.2, 0.0), 100.0 + k * 0.2)
+    c.on_event(_her(5.9, 4.0), 101.0)  # someone 4 m to her east
+    assert c.hero.set_aside == 1
+    assert abs(c.hero.position[1]) < 0.1 and np.linalg.norm(c.hero.velocity) < 1.5
+    for k in range(1, 3):  # ... two more there: three agree, so that is where she is
+        c.on_event(_her(5.9, 4.0 + 0.1 * k), 101.0 + 0.2 * k)
+    assert abs(c.hero.position[1] - 4.2) < 0.05 and c.hero.set_aside == 3
+    (_, f), = c.tick(state, 101.4)
+    assert abs(global_to_offset(47.4, 8.5, f["lat"] / 1e7, f["lon"] / 1e7)[1] - 4.2) < 0.05
+
+
+def test_the_follower_asks_for_the_gimbal_at_10_hz_and_the_vehicle_obeys(vehicle_and_link):
+    vehicle, link = vehicle_and_link
+    assert _wait(lambda: vehicle.rates["GIMBAL_DEVICE_ATTITUDE_STATUS"] == 10.0, vehicle)
+    assert (511, 0) in vehicle.acks

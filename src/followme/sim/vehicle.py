@@ -236,7 +236,7 @@ class SimVehicle:
         if msg.command == MAV_CMD_DO_SET_MODE:
             result = self._requested_mode(msg.param2, msg.param3)
         elif msg.command == MAV_CMD_SET_MESSAGE_INTERVAL:
-            result = MAV_RESULT_ACCEPTED
+            result = self._set_interval(int(msg.param1), msg.param2)
         elif msg.command in (MAV_CMD_REQUEST_MESSAGE, MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES):
             wanted = AUTOPILOT_VERSION_ID if msg.command == MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES \
                 else int(msg.param1)
@@ -249,6 +249,18 @@ class SimVehicle:
         self._send("command_ack", command=msg.command, result=result)
         if answer is not None:
             answer()
+
+    def _set_interval(self, message_id: int, interval_us: float) -> int:
+        """MAV_CMD_SET_MESSAGE_INTERVAL for one of the telemetry streams (-1: stop it)."""
+        from pymavlink.dialects.v20 import all as mavlink
+
+        name = next((k for k in self.rates
+                     if getattr(mavlink, f"MAVLINK_MSG_ID_{k}", None) == message_id), None)
+        if name is None or name == "HEARTBEAT":
+            return MAV_RESULT_UNSUPPORTED
+        self.rates = {**self.rates, name: 1e6 / interval_us if interval_us > 0 else 1e-9}
+        self._due[name] = self.time
+        return MAV_RESULT_ACCEPTED
 
     def _requested_mode(self, param2: float, param3: float) -> int:
         custom = self.autopilot.mode_of(param2, param3)

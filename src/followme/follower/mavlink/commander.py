@@ -84,26 +84,51 @@ class CommanderSettings:
             raise ValueError("grace, distance >= 0; max speed, range and fence radius > 0")
 
 
+MAX_SPEED = 3.0  # m/s: she runs no faster (her estimated velocity is capped here)
+GATE = 1.0  # m: a detection farther than this beyond where she can have got is set aside ...
+CONFIRM = 3  # ... unless this many in a row agree with each other: then she is there
+
+
 @dataclass
 class HeroEstimate:
-    """Her NED position and velocity from the detections (an alpha-beta filter)."""
+    """Her NED position and velocity from the detections: an alpha-beta filter, with gating
+    (a detection she cannot have walked to is set aside, someone else's or a false one, unless
+    ``CONFIRM`` in a row agree) and her speed capped at ``MAX_SPEED``."""
 
     position: np.ndarray
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    seen: float = 0.0  # monotonic s of the last detection
+    seen: float = 0.0  # monotonic s of the last detection taken
     updates: int = 1
+    set_aside: int = 0
+    _aside: list = field(default_factory=list)
 
     def update(self, measured: np.ndarray, now: float, alpha: float = 0.6,
-               beta: float = 0.2) -> None:
+               beta: float = 0.2) -> bool:
+        """Take a detection; False when it is set aside."""
         dt = now - self.seen
         if dt <= 0:
             self.position = measured
-            return
+            return True
         predicted = self.position + self.velocity * dt
         residual = measured - predicted
+        if np.linalg.norm(residual[:2]) > GATE + MAX_SPEED * dt:
+            if self._aside and np.linalg.norm((measured - self._aside[-1])[:2]) > GATE:
+                self._aside = []
+            self._aside.append(measured)
+            self.set_aside += 1
+            if len(self._aside) < CONFIRM:
+                return False
+            self.position, self.velocity = measured, np.zeros(3)  # she is there after all
+            self.seen, self._aside = now, []
+            return True
+        self._aside = []
         self.position = predicted + alpha * residual
         self.velocity = self.velocity + beta * residual / dt
+        speed = float(np.linalg.norm(self.velocity[:2]))
+        if speed > MAX_SPEED:
+            self.velocity = self.velocity * (MAX_SPEED / speed)
         self.seen, self.updates = now, self.updates + 1
+        return True
 
 
 class FollowCommander:

@@ -32,6 +32,7 @@ COMPANION_COMPID = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
 MAV_TYPE_ONBOARD_CONTROLLER, MAV_AUTOPILOT_INVALID, MAV_STATE_ACTIVE = 18, 8, 4
 MAV_MODE_FLAG_SAFETY_ARMED = 128
 GIMBAL_YAW_LOCK, GIMBAL_YAW_IN_EARTH_FRAME = 16, 64  # GIMBAL_DEVICE_FLAGS
+MAV_CMD_SET_MESSAGE_INTERVAL, GIMBAL_DEVICE_ATTITUDE_STATUS_ID, GIMBAL_HZ = 511, 285, 10.0
 
 
 def connection_url(url: str) -> str:
@@ -100,6 +101,14 @@ class MavlinkLink:
         if notes is not None:
             notes.clear()
 
+    def _request_rates(self, sysid: int, compid: int) -> None:
+        """Ask for the camera's attitude at ``GIMBAL_HZ``: PX4's onboard link sends it at 1 Hz,
+        too slow to place her while the gimbal moves."""
+        with self._lock:
+            self.conn.mav.command_long_send(sysid, compid, MAV_CMD_SET_MESSAGE_INTERVAL, 0,
+                                            GIMBAL_DEVICE_ATTITUDE_STATUS_ID, 1e6 / GIMBAL_HZ,
+                                            0, 0, 0, 0, 0)
+
     def _heartbeats(self) -> None:
         while True:
             try:
@@ -142,6 +151,7 @@ class MavlinkLink:
                 return
             if self.vehicle_sysid is None:
                 self.vehicle_sysid = sysid
+                self._request_rates(sysid, msg.get_srcComponent())
             before = s.custom_mode
             s.heard, s.custom_mode = self.clock(), int(msg.custom_mode)
             s.armed = bool(msg.base_mode & MAV_MODE_FLAG_SAFETY_ARMED)
