@@ -115,3 +115,24 @@ def test_the_course_recipe_is_the_seed_notebooks(tmp_path, tiny_robond, monkeypa
     assert len(seen) == 10  # 2 epochs of 5 steps, over 8 images in batches of 4
     assert type(seen[0]) is torch.optim.Adam and seen[0].param_groups[0]["weight_decay"] == 0
     assert [h["lr"] for h in state["train_state"]["history"]] == [0.01, 0.01]
+
+
+def test_tensorboard_gets_every_figure_and_sample_predictions(tmp_path, tiny_robond):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = tmp_path / "board"
+    train(config(tmp_path, tiny_robond, epochs=2, val=str(tiny_robond),
+                 tensorboard=str(board)))
+    events = EventAccumulator(str(board), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/train_loss", "train/lr", "val/final_score", "val/loss"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("train/train_loss")] == [1, 2]
+    history = read_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["history"]
+    logged = [e.value for e in events.Scalars("val/final_score")]
+    assert logged == pytest.approx([h["val_final_score"] for h in history], abs=1e-6)
+    [image_tag] = tags["images"]
+    shot = events.Images(image_tag)[-1]
+    # each sample is truth | prediction side by side at the 32 px size, samples in a row
+    assert shot.step == 2 and shot.height == 32 and shot.width % 64 == 0 and shot.width >= 64

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from followme import distributed
 from followme.atomic import write_atomic, write_text_atomic
+from followme.board import TrainingBoard
 from followme.checkpoint import NORMALIZATION, read_checkpoint, save_checkpoint
 from followme.data.augment import AugmentConfig, HeroBank, augment
 from followme.data.cache import load_folders
@@ -68,6 +69,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # or "adam" (no weight decay), the course's
     schedule: str = "cosine"  # warm-up then cosine decay, or "constant" (the course's)
     steps_per_epoch: int | None = None  # batches an epoch; None: one pass over the data
+    tensorboard: str | None = None  # write the run for TensorBoard here (board.py)
 
     @classmethod
     def from_recipe(cls, recipe: str, **given) -> TrainConfig:
@@ -405,6 +407,7 @@ def train(cfg: TrainConfig) -> dict:
     local = cfg.batch_size // world
     seen_batches = 0
     row: dict = state["history"][-1] if state["history"] else {}
+    board = TrainingBoard(cfg.tensorboard, grading) if cfg.tensorboard and main else None
     ctrl_c = CtrlC()
     finished = False  # every process reached the end together (not an error, not Ctrl-C)
     try:
@@ -464,6 +467,8 @@ def train(cfg: TrainConfig) -> dict:
                          state["total_epochs"])
             state["epoch"], state["batch"] = epoch + 1, 0
             state["history"].append(row)
+            if board is not None:
+                board.epoch(row, model, device, NORMALIZATION)
             if main:
                 score = row.get("val_final_score", -row["train_loss"])
                 if ("val_final_score" in row or grading is None) and (
@@ -491,6 +496,8 @@ def train(cfg: TrainConfig) -> dict:
                         out / "last.pt", state["epoch"] + 1, state["batch"])
     finally:
         ctrl_c.restore()
+        if board is not None:
+            board.close()
         distributed.stop(proc, wait=finished)
     return row
 
@@ -535,6 +542,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paste", type=float,
                    help=f"hero copy-paste probability (default {d.augment.paste:g})")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 only")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the losses, the validation figures and sample predictions "
+                        "for TensorBoard to DIR (pip install -e '.[tensorboard]')")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -543,7 +553,8 @@ def run(a: argparse.Namespace) -> int:
         a.recipe, **given, train=a.train, val=a.val, out=a.out, minutes=a.minutes,
         epochs_given=a.epochs is not None, image_size=a.image_size, seed=a.seed,
         threads=a.threads, device=a.device, skip_bad=a.skip_bad, resume=a.resume, init=a.init,
-        max_batches=a.max_batches, val_every=a.val_every, bf16=False if a.no_bf16 else None)
+        max_batches=a.max_batches, val_every=a.val_every, bf16=False if a.no_bf16 else None,
+        tensorboard=a.tensorboard)
     if a.paste is not None:
         cfg.augment = replace(cfg.augment, paste=a.paste)
     row = train(cfg)
