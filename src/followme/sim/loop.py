@@ -149,6 +149,7 @@ class ClosedLoop:
     def __init__(self, settings: LoopSettings):
         self.settings = settings
         self.vehicle = None  # a vehicle.SimVehicle flies the quad instead of the controller
+        self.holding: Callable[[], bool] = lambda: False  # ... its follower holds, not follows
         rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 6]))
         self.world = World(seed=settings.seed, n_people=settings.people,
                            size=settings.world_size, px_per_m=settings.px_per_m)
@@ -205,7 +206,8 @@ class ClosedLoop:
             mode = self.controller.mode
             target = self.controller.predicted_target() if mode == FOLLOW else None
         else:
-            mode, target = self.vehicle.kind, self.vehicle.followed_world()
+            mode = self.vehicle.kind
+            target = None if self.holding() else self.vehicle.followed_world()
         record = self.metrics.add(self.time, int((frame.labels == HERO).sum()),
                                   self.quad.position, mode, people, detected,
                                   any(isinstance(e, Lost) for e in events), target,
@@ -257,6 +259,7 @@ def run_loop(settings: LoopSettings, segmenter: Segmenter, link: str = "inproces
             loop.vehicle = stack.enter_context(contextlib.closing(
                 sim_vehicle(loop.quad, mavlink)))
             follower = MavlinkSimLink(tap, loop.vehicle, mavlink, config, depth=depth)
+            loop.holding = lambda: follower.follower.commander.holding
         else:
             follower = InProcessFollower(tap, config)
         stack.callback(follower.close)
