@@ -27,8 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``followme follow`` options."""
     from followme.follower.config import FollowConfig
     from followme.follower.geometry import DEPTH_KINDS, PIXEL_AXES
-    from followme.follower.mavlink.autopilots import AUTOPILOTS, COMMANDS, ON_LOST
-    from followme.follower.mavlink.commander import CommanderSettings
+    from followme.follower.mavlink.commander import CommanderSettings, add_command_arguments
 
     d, c = FollowConfig(), CommanderSettings()
 
@@ -64,14 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--source", metavar="SRC",
                    help="with --mavlink: camera:N, video:PATH or rtsp://... (frames without "
                         "depth: she is ranged by the ground under her feet)")
-    m.add_argument("--autopilot", choices=AUTOPILOTS, default=c.autopilot)
-    m.add_argument("--command", choices=COMMANDS, default=c.command,
-                   help="FOLLOW_TARGET in the autopilot's follow mode (default), or position "
-                        "setpoints in PX4's OFFBOARD / ArduPilot's GUIDED")
-    m.add_argument("--on-lost", choices=ON_LOST, default=c.on_lost,
-                   help=f"the mode to set after --grace s without her (default {c.on_lost})")
-    m.add_argument("--grace", type=float, default=c.grace, metavar="S",
-                   help=f"default {c.grace:g}")
+    add_command_arguments(m)
     m.add_argument("--distance", type=float, default=c.distance, metavar="M",
                    help=f"setpoints: metres kept from her (default {c.distance:g})")
     m.add_argument("--height", type=float, default=c.height, metavar="M",

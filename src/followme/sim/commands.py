@@ -60,14 +60,9 @@ def add_follow_arguments(p: argparse.ArgumentParser) -> None:
                    help="watch it in a browser: the live page with the map on "
                         "http://127.0.0.1:PORT/ (default 4568) while it runs")
     g = p.add_argument_group("with --link mavlink")
-    g.add_argument("--autopilot", choices=("px4", "ardupilot"), default="px4")
-    g.add_argument("--command", choices=("follow-target", "setpoints"), default="follow-target",
-                   help="FOLLOW_TARGET in the autopilot's follow mode (default), or position "
-                        "setpoints in PX4's OFFBOARD / ArduPilot's GUIDED")
-    g.add_argument("--on-lost", choices=("hold", "land", "rtl"), default="hold",
-                   help="what the follower sets after --grace s without her (default hold)")
-    g.add_argument("--grace", type=float, default=2.0, metavar="S",
-                   help="seconds without a detection before --on-lost (default 2)")
+    from followme.follower.mavlink.commander import add_command_arguments
+
+    add_command_arguments(g)
     g.add_argument("--no-depth", action="store_true",
                    help="range her by the ground under her feet, as from a camera without depth")
     _add_run_arguments(p, "runs/sim_follow")

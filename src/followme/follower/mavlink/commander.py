@@ -22,6 +22,7 @@ Messages are (pymavlink message name, fields): ``link.MavlinkLink`` sends them a
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field
 
@@ -284,3 +285,20 @@ class FollowCommander:
             target_system=s.target_system, target_component=s.target_component,
             command=MAV_CMD_DO_SET_MODE, confirmation=0, param1=float(p1), param2=float(p2),
             param3=float(p3), param4=0.0, param5=0.0, param6=0.0, param7=0.0))
+
+
+def add_command_arguments(g: argparse._ActionsContainer) -> None:
+    """--autopilot, --command, --on-lost and --grace, as ``follow`` and ``sim follow`` take them."""
+    from followme.follower.mavlink.autopilots import AUTOPILOTS, COMMANDS, ON_LOST
+
+    c = CommanderSettings()
+    g.add_argument("--autopilot", choices=AUTOPILOTS, default=c.autopilot)
+    g.add_argument("--command", choices=COMMANDS, default=c.command,
+                   help="FOLLOW_TARGET in the autopilot's follow mode (default), or position "
+                        "setpoints in PX4's OFFBOARD / ArduPilot's GUIDED")
+    g.add_argument("--on-lost", choices=ON_LOST, default=c.on_lost,
+                   help=f"after --grace s without her: hold at her last position, land or "
+                        f"return (default {c.on_lost})")
+    g.add_argument("--grace", type=float, default=c.grace, metavar="S",
+                   help=f"default {c.grace:g}")
+
