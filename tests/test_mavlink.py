@@ -56,7 +56,8 @@ def test_quaternions_and_global_offsets_round_trip():
 # ---- the commander ----
 
 def _state(autopilot, mode: str, position=(0.0, 0.0, -10.0)) -> VehicleState:
-    return VehicleState(heard=100.0, custom_mode=autopilot.modes[mode], armed=True,
+    return VehicleState(heard=100.0, position_time=100.0, custom_mode=autopilot.modes[mode],
+                        armed=True,
                         position=np.array(position), velocity=np.zeros(3), lat=47.4, lon=8.5,
                         alt=500.0, attitude=(0.0, 0.0, 0.0))
 
@@ -85,7 +86,7 @@ def test_nothing_is_commanded_outside_the_operators_mode_or_to_a_silent_vehicle(
     c.on_event(_her(5.0, 0.0), 100.0)
     assert c.tick(_state(ARDUPILOT, "LOITER"), 100.0) == []
     state = _state(ARDUPILOT, "FOLLOW")
-    state.heard = 90.0  # 10 s since its last HEARTBEAT
+    state.heard = state.position_time = 90.0  # 10 s since its last HEARTBEAT
     assert c.tick(state, 100.0) == []
     px4 = FollowCommander(CommanderSettings("px4", "setpoints"))
     [(name, f)] = px4.tick(_state(PX4, "POSCTL", (1.0, 2.0, -9.0)), 100.0)
@@ -293,7 +294,7 @@ def test_on_lost_hold_keeps_her_last_position_in_the_operators_mode_and_goes_on_
         c.on_event(_her(5.0 + k * 0.2, 0.0), 100.0 + k * 0.2)
     moving = c.tick(state, 100.8)[0][1]
     assert moving["vel"][0] > 0.5
-    state.heard = 103.0
+    state.heard = state.position_time = 103.0
     [(name, held)] = c.tick(state, 103.0)  # 2.2 s without her: no mode change
     assert name == "follow_target" and held["vel"] == [0.0, 0.0, 0.0]
     assert "holding at her last position" in c.notes[-1]
@@ -324,3 +325,61 @@ def test_the_follower_asks_for_the_gimbal_at_10_hz_and_the_vehicle_obeys(vehicle
     vehicle, link = vehicle_and_link
     assert _wait(lambda: vehicle.rates["GIMBAL_DEVICE_ATTITUDE_STATUS"] == 10.0, vehicle)
     assert (511, 0) in vehicle.acks
+
+
+def test_bad_or_stale_input_commands_nothing():
+    c = FollowCommander(CommanderSettings("px4", "setpoints"))
+    c.on_event(Detected((float("nan"), 0.0, 0.0)), 100.0)
+    assert c.hero is None and "finite" in c.notes[-1]
+    old = _state(PX4, "OFFBOARD")
+    old.position_time = 90.0  # no LOCAL_POSITION_NED for 10 s
+    c.on_event(_her(5.0, 0.0), 100.0)
+    assert c.tick(old, 100.0) == []
+
+
+def test_a_stale_hero_is_not_flown_to_when_the_operator_selects_the_mode_again():
+    c = FollowCommander(CommanderSettings("ardupilot", "setpoints", on_lost="land"))
+    c.on_event(_her(5.0, 0.0), 100.0)
+    loiter = _state(ARDUPILOT, "LOITER", (0.0, 0.0, -6.0))
+    loiter.heard = loiter.position_time = 160.0
+    assert c.tick(loiter, 160.0) == []
+    guided = _state(ARDUPILOT, "GUIDED", (0.0, 0.0, -6.0))
+    guided.heard = guided.position_time = 160.2
+    [(name, f)] = c.tick(guided, 160.2)  # a minute later: stay put, no LAND either
+    assert name == "set_position_target_local_ned" and (f["x"], f["y"], f["z"]) == (0, 0, -6)
+
+
+def test_setpoints_never_go_below_the_floor_and_stay_put_beyond_range():
+    c = FollowCommander(CommanderSettings("ardupilot", "setpoints", height=1.0, max_range=30.0,
+                                          max_speed=100.0))
+    state = _state(ARDUPILOT, "GUIDED", (-5.0, 0.0, -3.0))
+    c.on_event(Detected(tuple(ned_to_world([0.0, 0.0, 0.5]))), 100.0)  # her "height" below 0
+    [(_, f)] = c.tick(state, 100.0)
+    assert f["z"] == -2.0  # MIN_HEIGHT above the local origin, not her 0.5 m below it + 1 m
+    far = FollowCommander(CommanderSettings("ardupilot", "setpoints", max_range=30.0))
+    far.on_event(_her(50.0, 0.0), 100.0)
+    [(name, g)] = far.tick(state, 100.0)
+    assert name == "set_position_target_local_ned" and (g["x"], g["y"]) == (-5.0, 0.0)
+
+
+def test_the_gimbal_flags_say_which_frame_its_yaw_is_in():
+    pytest.importorskip("pymavlink")
+    from pymavlink.dialects.v20 import all as mavlink
+
+    from followme.follower.mavlink.autopilots import autopilot
+    from followme.follower.mavlink.link import MavlinkLink
+
+    link = MavlinkLink.__new__(MavlinkLink)  # the parser alone, no connection
+    link.autopilot, link.vehicle_sysid, link.clock = autopilot("ardupilot"), 1, time.monotonic
+    link.state, link.received, link.rejected = VehicleState(), {}, {}
+    q = list(euler_to_quaternion(0.0, -0.5, 0.3))
+    for flags, earth in ((64, True), (32, False), (16 | 32, False), (16, True), (0, False)):
+        msg = mavlink.MAVLink_gimbal_device_attitude_status_message(0, 0, 0, flags, q, 0, 0, 0, 0)
+        msg._header = mavlink.MAVLink_header(msg.id, srcSystem=1)
+        link.on_message(msg)
+        assert link.state.gimbal_earth_yaw is earth, flags
+    bad = mavlink.MAVLink_gimbal_device_attitude_status_message(
+        0, 0, 0, 64, [float("nan"), 0, 0, 0], 0, 0, 0, 0)
+    bad._header = mavlink.MAVLink_header(bad.id, srcSystem=1)
+    link.on_message(bad)
+    assert link.rejected == {"GIMBAL_DEVICE_ATTITUDE_STATUS": 1}

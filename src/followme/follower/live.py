@@ -99,7 +99,8 @@ def add_routes(app: web.Application, feed: LiveFeed) -> None:
                             headers={"Cache-Control": "no-store"})
 
     async def map_png(request: web.Request) -> web.Response:
-        data = feed.map_png() if feed.map_png is not None else None
+        data = await asyncio.get_running_loop().run_in_executor(None, feed.map_png) \
+            if feed.map_png is not None else None
         if data is None:
             return web.Response(status=404, text="no map\n")
         return web.Response(body=data, content_type="image/png",
@@ -128,7 +129,8 @@ class LiveServer:
 
     def __enter__(self) -> str:
         self._thread.start()
-        self._ready.wait(30)
+        if not self._ready.wait(30):
+            raise OSError(f"the live page did not start on {self.host}:{self.port} in 30 s")
         if self._error is not None:
             raise OSError(f"cannot serve the live page on {self.host}:{self.port}: "
                           f"{self._error}") from self._error
@@ -157,13 +159,17 @@ class LiveServer:
             try:
                 await web.TCPSite(runner, self.host, self.port).start()
                 self.port = runner.addresses[0][1]
-            except OSError as e:
+            except Exception as e:
                 self._error = e
-                self._ready.set()
                 await runner.cleanup()
                 return
-            self._ready.set()
+            finally:
+                self._ready.set()
             await self._stop.wait()
             await runner.cleanup()
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except Exception as e:  # before the site: said by __enter__, not lost in a thread
+            self._error = e
+            self._ready.set()

@@ -8,6 +8,7 @@ depth, so the follower ranges her by the ground (``ranging.py``).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class FrameSource:
         self._cv2 = cv2
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        if self.spec.kind != "video":
+            yield from self._newest()
+            return
         next_at = time.monotonic()
         while True:
             ok, bgr = self.capture.read()
@@ -64,6 +68,35 @@ class FrameSource:
                 next_at += self.period
                 time.sleep(max(0.0, next_at - time.monotonic()))
             yield self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), time.monotonic()
+
+    def _newest(self) -> Iterator[tuple[np.ndarray, float]]:
+        """A camera or a stream: a thread reads every frame as it comes (stamped on arrival),
+        and only the newest is handed on, so a slow model never falls behind the camera."""
+        latest: list = []
+        arrived = threading.Condition()
+        done = threading.Event()
+
+        def grab() -> None:
+            while not done.is_set():
+                ok, bgr = self.capture.read()
+                with arrived:
+                    latest[:] = [(bgr, time.monotonic())] if ok else [None]
+                    arrived.notify()
+                if not ok:
+                    return
+
+        reader = threading.Thread(target=grab, daemon=True, name="frame-source")
+        reader.start()
+        try:
+            while True:
+                with arrived:
+                    arrived.wait_for(lambda: bool(latest))
+                    item = latest.pop()
+                if item is None:
+                    return
+                yield self._cv2.cvtColor(item[0], self._cv2.COLOR_BGR2RGB), item[1]
+        finally:
+            done.set()
 
     def close(self) -> None:
         self.capture.release()

@@ -216,13 +216,17 @@ class MavlinkSimLink:
                                 clock=lambda: vehicle.time)
         self.follower = MavlinkFollower(segmenter, self.link, FollowCommander(commander_settings),
                                         self.config, clock=lambda: vehicle.time)
-        self._wait(lambda: vehicle.received.get("HEARTBEAT", 0) > 0, "the follower's HEARTBEAT",
-                   pump=True)
-        vehicle.send_telemetry()
-        state = self.link.state
-        self._wait(lambda: all(v is not None for v in (state.position, state.custom_mode,
-                                                        state.lat, state.gimbal)),
-                   "the vehicle's telemetry")
+        try:
+            self._wait(lambda: vehicle.received.get("HEARTBEAT", 0) > 0,
+                       "the follower's HEARTBEAT", pump=True)
+            vehicle.send_telemetry()
+            state = self.link.state
+            self._wait(lambda: all(v is not None for v in (state.position, state.custom_mode,
+                                                            state.lat, state.gimbal)),
+                       "the vehicle's telemetry")
+        except BaseException:
+            self.link.close()
+            raise
 
     def _wait(self, done: Callable[[], bool], what: str, pump: bool = False) -> None:
         deadline = time.monotonic() + self.timeout

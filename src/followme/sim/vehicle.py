@@ -196,7 +196,10 @@ class SimVehicle:
             n += 1
             handler = getattr(self, f"_on_{kind.lower()}", None)
             if handler is not None:
-                handler(msg)
+                try:
+                    handler(msg)
+                except (ValueError, TypeError, OverflowError):  # NaN where an int belongs...
+                    self.log.append(f"{self.time:.1f} s: a {kind} it could not use")
         return n
 
     def _ned_of(self, lat_e7: int, lon_e7: int, alt: float) -> np.ndarray:
@@ -258,11 +261,15 @@ class SimVehicle:
                      if getattr(mavlink, f"MAVLINK_MSG_ID_{k}", None) == message_id), None)
         if name is None or name == "HEARTBEAT":
             return MAV_RESULT_UNSUPPORTED
-        self.rates = {**self.rates, name: 1e6 / interval_us if interval_us > 0 else 1e-9}
+        default = TELEMETRY_HZ[self.autopilot.name][name]
+        hz = default if interval_us == 0 else (1e-9 if interval_us < 0 else 1e6 / interval_us)
+        self.rates = {**self.rates, name: hz}  # 0: the default rate; -1: stop
         self._due[name] = self.time
         return MAV_RESULT_ACCEPTED
 
     def _requested_mode(self, param2: float, param3: float) -> int:
+        if not (math.isfinite(param2) and math.isfinite(param3)):
+            return MAV_RESULT_FAILED
         custom = self.autopilot.mode_of(param2, param3)
         if custom is None:  # PX4 acknowledges an unknown mode without changing
             return MAV_RESULT_ACCEPTED if self.autopilot.name == "px4" else MAV_RESULT_FAILED

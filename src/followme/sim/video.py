@@ -240,6 +240,7 @@ class LiveView:
         self.map: TopDownMap | None = None
         self._map: np.ndarray | None = None
         self._metrics: LoopMetrics | None = None
+        self._png: tuple[int, bytes] | None = None
 
     def __call__(self, step: LoopStep) -> None:
         if self.map is None:
@@ -254,13 +255,17 @@ class LiveView:
         self.feed.map_id += 1
 
     def _map_png(self) -> bytes | None:
-        if self._map is None:
+        """The latest map as PNG, encoded once per map."""
+        drawn, map_id = self._map, self.feed.map_id
+        if drawn is None:
             return None
-        import io
+        if self._png is None or self._png[0] != map_id:
+            import io
 
-        buf = io.BytesIO()
-        Image.fromarray(self._map).save(buf, "PNG")
-        return buf.getvalue()
+            buf = io.BytesIO()
+            Image.fromarray(drawn).save(buf, "PNG")
+            self._png = (map_id, buf.getvalue())
+        return self._png[1]
 
     def _figures(self) -> dict:
         if self._metrics is None or not self._metrics.frames:

@@ -49,6 +49,7 @@ class VehicleState:
     custom_mode: int | None = None
     armed: bool = False
     position: np.ndarray | None = None  # LOCAL_POSITION_NED x, y, z
+    position_time: float = -math.inf  # when it came
     velocity: np.ndarray | None = None
     lat: float | None = None  # GLOBAL_POSITION_INT, degrees
     lon: float | None = None
@@ -86,6 +87,7 @@ class CommanderSettings:
 
 
 MAX_SPEED = 3.0  # m/s: she runs no faster (her estimated velocity is capped here)
+MIN_HEIGHT = 2.0  # m above the local origin (the ground where it started): no setpoint lower
 GATE = 1.0  # m: a detection farther than this beyond where she can have got is set aside ...
 CONFIRM = 3  # ... unless this many in a row agree with each other: then she is there
 
@@ -125,6 +127,7 @@ class HeroEstimate:
         self._aside = []
         self.position = predicted + alpha * residual
         self.velocity = self.velocity + beta * residual / dt
+        self.velocity[2] = 0.0  # she walks on the ground: no vertical speed
         speed = float(np.linalg.norm(self.velocity[:2]))
         if speed > MAX_SPEED:
             self.velocity = self.velocity * (MAX_SPEED / speed)
@@ -153,6 +156,9 @@ class FollowCommander:
         """The follow core's answer to one frame, its Detected world in (x north, y west, z up)."""
         if isinstance(event, Detected):
             ned = world_to_ned(event.world)
+            if not np.all(np.isfinite(ned)):
+                self.notes.append("a detection without a finite position: ignored")
+                return
             if self.hero is None or now - self.hero.seen > self.settings.grace:
                 self.hero = HeroEstimate(ned, seen=now)  # a new sighting: no old velocity
             else:
@@ -168,13 +174,16 @@ class FollowCommander:
     def tick(self, state: VehicleState, now: float) -> list[Message]:
         """The messages to send now (called at the stream rate, 5 Hz or more)."""
         s = self.settings
-        if now - state.heard > s.stale or state.position is None:
+        if now - state.heard > s.stale or state.position is None or \
+                now - state.position_time > s.stale:
             return []
         if self.home is None:
             self.home = state.position.copy()
         fresh = self.hero is not None and now - self.hero.seen <= s.grace
         if not self.in_follow_mode(state):
             self.followed = False
+            # setpoints start again from where the vehicle is, not from where they were
+            self.setpoint, self.setpoint_time = state.position.copy(), now
             if self.autopilot.name == "px4" and s.command == "setpoints":
                 return [self._setpoint(state, state.position.copy(), self._yaw(state), now)]
             return []
@@ -190,7 +199,7 @@ class FollowCommander:
                 self.notes.append(f"no detection for {s.grace:g} s: setting {mode} "
                                   f"(--on-lost {s.on_lost})")
                 return [self._set_mode(mode)]
-            if self.hero is None or self.gave_up:
+            if self.hero is None or self.gave_up or not self.followed:
                 if s.command == "setpoints":  # stay put
                     hold = self.setpoint if self.setpoint is not None else state.position.copy()
                     return [self._setpoint(state, hold, self._yaw(state), now)]
@@ -203,16 +212,19 @@ class FollowCommander:
             hero = self.hero.position
         else:
             hero = self.hero.position + self.hero.velocity * (now - self.hero.seen)
-        if np.linalg.norm((hero - state.position)[:2]) > s.max_range:
+        if not np.linalg.norm((hero - state.position)[:2]) <= s.max_range:
             self.notes.append(f"hero {np.linalg.norm((hero - state.position)[:2]):.0f} m away, "
                               f"beyond --max-range {s.max_range:g}: not followed")
+            if s.command == "setpoints":  # stay put: a silent OFFBOARD stream is a failsafe
+                hold = self.setpoint if self.setpoint is not None else state.position.copy()
+                return [self._setpoint(state, hold, self._yaw(state), now)]
             return []
         self.followed = True
         if s.command == "follow-target":
             if state.lat is None:
                 self.notes.append("no GLOBAL_POSITION_INT yet: FOLLOW_TARGET not sent")
                 return []
-            if np.linalg.norm((hero - self.home)[:2]) > s.fence_radius:
+            if not np.linalg.norm((hero - self.home)[:2]) <= s.fence_radius:
                 self.notes.append("hero outside the fence: FOLLOW_TARGET not sent")
                 return []
             return [self._follow_target(state, hero, now)]
@@ -230,7 +242,9 @@ class FollowCommander:
             yaw = state.attitude[2] if state.attitude else 0.0
             away, norm = -np.array([math.cos(yaw), math.sin(yaw)]), 1.0
         xy = hero[:2] + away / norm * self.settings.distance
-        goal = np.array([xy[0], xy[1], hero[2] - self.settings.height])
+        # never lower than MIN_HEIGHT above the local origin's ground, whatever her height says
+        down = min(hero[2] - self.settings.height, -MIN_HEIGHT)
+        goal = np.array([xy[0], xy[1], down])
         return goal, math.atan2(hero[1] - goal[1], hero[0] - goal[0])
 
     def _yaw(self, state: VehicleState) -> float:
@@ -241,10 +255,10 @@ class FollowCommander:
         if self.setpoint is not None:
             step = goal - self.setpoint
             most = s.max_speed * max(now - self.setpoint_time, 0.0)
-            if np.linalg.norm(step) > most:
+            if not np.linalg.norm(step) <= most:
                 goal = self.setpoint + step / np.linalg.norm(step) * most
         out = goal[:2] - self.home[:2]
-        if np.linalg.norm(out) > s.fence_radius:
+        if not np.linalg.norm(out) <= s.fence_radius:
             goal = np.array([*(self.home[:2] + out / np.linalg.norm(out) * s.fence_radius),
                              goal[2]])
         self.setpoint, self.setpoint_time = goal, now

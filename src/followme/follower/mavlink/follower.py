@@ -17,7 +17,7 @@ import numpy as np
 from followme.follower.config import FollowConfig
 from followme.follower.geometry import Pose
 from followme.follower.mavlink.commander import FollowCommander
-from followme.follower.mavlink.frames import camera_pose
+from followme.follower.mavlink.frames import camera_pose, euler_to_matrix, matrix_to_euler
 from followme.follower.mavlink.link import MavlinkLink
 from followme.follower.pipeline import (
     CameraFrame,
@@ -54,7 +54,10 @@ class MavlinkFollower:
                 yaw += s.attitude[2]
             return camera_pose(s.position, roll, pitch, yaw)
         if self.mount_pitch is not None and s.attitude is not None:
-            return camera_pose(s.position, 0.0, -math.radians(self.mount_pitch), s.attitude[2])
+            # the camera turns with the vehicle: its attitude, then the mount's pitch
+            body = euler_to_matrix(*s.attitude)
+            mount = euler_to_matrix(0.0, -math.radians(self.mount_pitch), 0.0)
+            return camera_pose(s.position, *matrix_to_euler(body @ mount))
         return None
 
     def process(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> FollowEvent | None:
@@ -74,6 +77,9 @@ class MavlinkFollower:
     def tick(self) -> None:
         """Send what the commander says now (the stream: 5 Hz or more)."""
         with self._lock:
+            if self.link.vehicle_sysid is not None:  # the vehicle we hear, not system 1
+                self.commander.settings.target_system = self.link.vehicle_sysid
+                self.commander.settings.target_component = self.link.vehicle_compid
             self.link.send(self.commander.tick(self.link.state, self.clock()),
                            self.commander.notes)
 

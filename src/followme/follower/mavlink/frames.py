@@ -70,3 +70,20 @@ def global_to_offset(lat0: float, lon0: float, lat: float, lon: float) -> tuple[
     north = math.radians(lat - lat0) * EARTH_RADIUS
     east = math.radians(lon - lon0) * EARTH_RADIUS * math.cos(math.radians(lat0))
     return north, east
+
+
+def euler_to_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """(roll, pitch, yaw) radians, ZYX, FRD body -> NED: Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
+    cr, sr, cp, sp = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    return (np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+            @ np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+            @ np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]]))
+
+
+def matrix_to_euler(r: np.ndarray) -> tuple[float, float, float]:
+    """The inverse of ``euler_to_matrix``."""
+    pitch = math.asin(max(-1.0, min(1.0, -float(r[2, 0]))))
+    return math.atan2(float(r[2, 1]), float(r[2, 2])), pitch, math.atan2(float(r[1, 0]),
+                                                                         float(r[0, 0]))
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from followme.follower.mavlink.autopilots import Autopilot
+from followme.follower.mavlink.autopilots import MAV_AUTOPILOT, Autopilot
 from followme.follower.mavlink.commander import Message, VehicleState
 from followme.follower.mavlink.frames import quaternion_to_euler
 
@@ -31,7 +32,7 @@ COMPANION_SYSID = 245
 COMPANION_COMPID = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
 MAV_TYPE_ONBOARD_CONTROLLER, MAV_AUTOPILOT_INVALID, MAV_STATE_ACTIVE = 18, 8, 4
 MAV_MODE_FLAG_SAFETY_ARMED = 128
-GIMBAL_YAW_LOCK, GIMBAL_YAW_IN_EARTH_FRAME = 16, 64  # GIMBAL_DEVICE_FLAGS
+GIMBAL_YAW_LOCK, GIMBAL_YAW_IN_VEHICLE_FRAME, GIMBAL_YAW_IN_EARTH_FRAME = 16, 32, 64
 MAV_CMD_SET_MESSAGE_INTERVAL, GIMBAL_DEVICE_ATTITUDE_STATUS_ID, GIMBAL_HZ = 511, 285, 10.0
 
 
@@ -48,6 +49,15 @@ def connection_url(url: str) -> str:
     return url
 
 
+def _finite(msg) -> bool:
+    """Whether every number a message carries is finite."""
+    for value in msg.to_dict().values():
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            return False
+    return True
+
+
 class MavlinkLink:
     """One vehicle. ``state`` is updated by a reader thread; ``send`` sends and logs."""
 
@@ -61,6 +71,8 @@ class MavlinkLink:
 
         self.autopilot = autopilot
         self.vehicle_sysid = vehicle_sysid
+        self.vehicle_compid = 1
+        self.rejected: dict[str, int] = {}  # vehicle messages with non-finite numbers
         self.clock = clock
         self.state = VehicleState()
         self.received: dict[str, int] = {}
@@ -68,13 +80,13 @@ class MavlinkLink:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_note = ""
-        self._log = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
         try:
             self.conn = mavutil.mavlink_connection(connection_url(url), source_system=sysid,
                                                    source_component=compid, dialect="all",
                                                    autoreconnect=True)
         except Exception as e:  # pymavlink raises OSError, SerialException, ValueError...
             raise OSError(f"--mavlink {url}: cannot open ({e})") from e
+        self._log = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
         self._threads = [threading.Thread(target=self._heartbeats, daemon=True,
                                           name="mavlink-heartbeat"),
                          threading.Thread(target=self._read, daemon=True, name="mavlink-read")]
@@ -133,7 +145,10 @@ class MavlinkLink:
                 continue
             if msg is None:
                 continue
-            self.on_message(msg)
+            try:
+                self.on_message(msg)
+            except Exception as e:  # a message we did not expect: logged, never fatal
+                log.warning("mavlink: could not read a %s: %s", msg.get_type(), e)
 
     def on_message(self, msg) -> None:
         """Fold one vehicle message into ``state`` (messages of other systems are ignored)."""
@@ -143,14 +158,17 @@ class MavlinkLink:
         sysid = msg.get_srcSystem()
         if self.vehicle_sysid is not None and sysid != self.vehicle_sysid:
             return
+        if not _finite(msg):  # a NaN pose would become a NaN command
+            self.rejected[kind] = self.rejected.get(kind, 0) + 1
+            return
         s = self.state
         if hasattr(msg, "time_boot_ms"):
             s.boot_ms = int(msg.time_boot_ms)
         if kind == "HEARTBEAT":
-            if msg.autopilot == MAV_AUTOPILOT_INVALID:  # a GCS or another companion
+            if msg.autopilot != MAV_AUTOPILOT[self.autopilot.name]:  # a GCS, a companion...
                 return
             if self.vehicle_sysid is None:
-                self.vehicle_sysid = sysid
+                self.vehicle_sysid, self.vehicle_compid = sysid, msg.get_srcComponent()
                 self._request_rates(sysid, msg.get_srcComponent())
             before = s.custom_mode
             s.heard, s.custom_mode = self.clock(), int(msg.custom_mode)
@@ -161,13 +179,20 @@ class MavlinkLink:
         elif kind == "LOCAL_POSITION_NED":
             s.position = np.array([msg.x, msg.y, msg.z])
             s.velocity = np.array([msg.vx, msg.vy, msg.vz])
+            s.position_time = self.clock()
         elif kind == "GLOBAL_POSITION_INT":
+            if msg.lat == 0 and msg.lon == 0:  # ArduPilot before a GPS fix
+                return
             s.lat, s.lon, s.alt = msg.lat / 1e7, msg.lon / 1e7, msg.alt / 1000.0
         elif kind == "ATTITUDE":
             s.attitude = (msg.roll, msg.pitch, msg.yaw)
         elif kind == "GIMBAL_DEVICE_ATTITUDE_STATUS":
             s.gimbal = quaternion_to_euler(msg.q)
-            s.gimbal_earth_yaw = bool(msg.flags & (GIMBAL_YAW_LOCK | GIMBAL_YAW_IN_EARTH_FRAME))
+            # the spec: yaw in the earth frame with flag 64; in the vehicle's with 32; with
+            # neither, YAW_LOCK (16) says earth (ArduPilot sends 16 with 32)
+            f = msg.flags
+            s.gimbal_earth_yaw = bool(f & GIMBAL_YAW_IN_EARTH_FRAME) or (
+                not f & GIMBAL_YAW_IN_VEHICLE_FRAME and bool(f & GIMBAL_YAW_LOCK))
         elif kind == "COMMAND_ACK":
             log.info("mavlink: COMMAND_ACK %d result %d", msg.command, msg.result)
         self.received[kind] = self.received.get(kind, 0) + 1

@@ -34,7 +34,11 @@ def follow_mavlink(segmenter: Segmenter, source: FrameSource, url: str,
     stop = stop or threading.Event()
     if command_log:
         Path(command_log).parent.mkdir(parents=True, exist_ok=True)
-    link = MavlinkLink(url, autopilot(settings.autopilot), command_log)
+    try:
+        link = MavlinkLink(url, autopilot(settings.autopilot), command_log)
+    except BaseException:
+        source.close()
+        raise
     follower = MavlinkFollower(segmenter, link, FollowCommander(settings), config, mount_pitch)
     counts = {"frames": 0, "no_pose": 0, "detected": 0, "lost": 0}
     latencies: list[float] = []
@@ -42,10 +46,11 @@ def follow_mavlink(segmenter: Segmenter, source: FrameSource, url: str,
     def stream() -> None:
         next_at = time.monotonic()
         while not stop.wait(max(0.0, next_at - time.monotonic())):
-            next_at += 1.0 / rate_hz  # on a fixed schedule: the rate does not drift below
+            # on a fixed schedule, so the rate does not drift below; no burst after a stall
+            next_at = max(next_at + 1.0 / rate_hz, time.monotonic())
             try:
                 follower.tick()
-            except OSError as e:
+            except Exception as e:  # a socket error, a bug: said, and the stream goes on
                 log.warning("mavlink: sending failed: %s", e)
 
     streamer = threading.Thread(target=stream, daemon=True, name="mavlink-stream")
