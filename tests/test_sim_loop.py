@@ -155,3 +155,29 @@ def test_the_loop_closes_over_mavlink(autopilot, command):
                  progress=False).summary()
     assert s["hero_in_view_share"] >= 0.9 and s["wrong_person_frames"] == 0
     assert s["mode_share"].get("follow", 0) >= 0.9 and s["detections"] >= 80
+
+
+def test_a_scenario_is_one_entry_in_the_registry(monkeypatch, capsys):
+    from dataclasses import replace
+
+    from followme.cli import main
+    from followme.sim import scenarios
+    from followme.sim.commands import add_follow_arguments, loop_settings
+
+    seen = []
+    monkeypatch.setitem(scenarios.SCENARIOS, "two", scenarios.Scenario(
+        "two", "two people", adjust=lambda s: replace(s, people=2),
+        prepare=lambda world: seen.append(len(world.people))))
+    assert main(["sim", "scenarios"]) == 0
+    listed = capsys.readouterr().out
+    assert "park" in listed and "two   two people" in listed
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_follow_arguments(p)
+    settings = loop_settings(p.parse_args(["--scenario", "two", "--minutes", "0.02"]))
+    assert settings.people == 2 and settings.scenario == "two"
+    run_loop(replace(settings, px_per_m=8.0), OracleSegmenter(), progress=False)
+    assert seen == [3]  # the hero and two others
+    with pytest.raises(ValueError, match="--scenario nope: choose one of park"):
+        loop_settings(p.parse_args(["--scenario", "nope"]))

@@ -47,6 +47,7 @@ VERBS = (
          "the closed loop: sim camera -> follower -> quad", "add_follow_arguments", "run_follow"),
     Verb(("sim", "serve"), "followme.sim.commands",
          "be QuadSim: stream sim frames to a follower", "add_serve_arguments", "run_serve"),
+    Verb(("sim", "scenarios"), "followme.sim.scenarios", "list the closed-loop scenarios"),
     Verb(("demo",), "followme.demo", "record sim data, fine-tune, score, follow: the whole job"),
 )
 GROUPS = {"data": "check or prepare RoboND data", "model": "inspect architectures",

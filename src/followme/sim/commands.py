@@ -25,6 +25,9 @@ def _add_run_arguments(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--people", type=int, default=d.people,
                    help=f"people besides the hero ({d.people})")
     p.add_argument("--seed", type=int, default=d.seed, help="the world and the start")
+    p.add_argument("--scenario", default=d.scenario, metavar="NAME",
+                   help=f"the world to follow in (default {d.scenario}; followme sim scenarios "
+                        "lists them)")
     p.add_argument("--camera-hz", type=float, default=d.camera_hz,
                    help=f"sensor frames a second ({d.camera_hz:g}, as QuadSim's "
                         "CommandServer.cs)")
@@ -80,13 +83,15 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 def loop_settings(a: argparse.Namespace):
     from followme.sim.control import FollowSettings
     from followme.sim.loop import LoopSettings
+    from followme.sim.scenarios import scenario
 
     if not a.minutes > 0:
         raise ValueError("--minutes must be positive")
-    return LoopSettings(seconds=a.minutes * 60, people=a.people, seed=a.seed,
-                        camera_hz=a.camera_hz, blackout=a.blackout,
-                        blackout_every=a.blackout_every,
-                        follow=FollowSettings(distance=a.distance, height=a.height))
+    settings = LoopSettings(seconds=a.minutes * 60, people=a.people, seed=a.seed,
+                            camera_hz=a.camera_hz, blackout=a.blackout,
+                            blackout_every=a.blackout_every, scenario=a.scenario,
+                            follow=FollowSettings(distance=a.distance, height=a.height))
+    return scenario(a.scenario).adjust(settings)
 
 
 def _print(summary: dict, name: str) -> None:

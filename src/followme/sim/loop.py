@@ -37,6 +37,7 @@ from followme.sim.control import FOLLOW, FollowController, FollowSettings
 from followme.sim.link import InProcessFollower, MavlinkSimLink, SocketIOFollower
 from followme.sim.metrics import HERO_CENTRE, FrameRecord, LoopMetrics
 from followme.sim.quad import Patrol, Quad, patrol_route
+from followme.sim.scenarios import scenario
 from followme.sim.sensor import sensor_frame
 from followme.sim.vehicle import sim_vehicle
 from followme.sim.world import World
@@ -56,6 +57,7 @@ class LoopSettings:
     blackout: float = 0.0         # s the camera sees nothing (a covered lens) ...
     blackout_every: float = 60.0  # ... from every multiple of this many s: losses to recover
     follow: FollowSettings = field(default_factory=FollowSettings)
+    scenario: str = "park"        # sim/scenarios.py
 
     def __post_init__(self):
         if not (self.seconds > 0 and self.camera_hz > 0 and self.dt > 0 and self.people >= 0):
@@ -153,6 +155,7 @@ class ClosedLoop:
         rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 6]))
         self.world = World(seed=settings.seed, n_people=settings.people,
                            size=settings.world_size, px_per_m=settings.px_per_m)
+        scenario(settings.scenario).prepare(self.world)
         self.quad, patrol = start_quad(self.world, rng, settings)
         self.controller = FollowController(patrol, settings.follow)
         self.metrics = LoopMetrics()
