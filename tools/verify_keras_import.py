@@ -105,7 +105,7 @@ def followme_side(work: Path, a: argparse.Namespace) -> None:
     import torch
 
     from followme.checkpoint import load_checkpoint
-    from followme.keras_import import import_keras
+    from followme.keras_import.convert import import_keras
     from followme.keras_import.writer import save_network
 
     rng = np.random.default_rng(0)
