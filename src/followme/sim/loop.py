@@ -152,6 +152,7 @@ class ClosedLoop:
         self.settings = settings
         self.vehicle = None  # a vehicle.SimVehicle flies the quad instead of the controller
         self.holding: Callable[[], bool] = lambda: False  # ... its follower holds, not follows
+        self.set_aside: Callable[[], int] = lambda: self.controller.set_aside  # counted so far
         rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 6]))
         self.world = World(seed=settings.seed, n_people=settings.people,
                            size=settings.world_size, px_per_m=settings.px_per_m)
@@ -189,7 +190,7 @@ class ClosedLoop:
     def answer(self, frame: Frame, events: list[FollowEvent], mask: np.ndarray | None = None
                ) -> LoopStep:
         """Obey the follower's answer and score the frame."""
-        set_aside = self.controller.set_aside
+        set_aside = self.set_aside()
         detected = None
         for event in events:
             if isinstance(event, Detected):
@@ -214,7 +215,7 @@ class ClosedLoop:
         record = self.metrics.add(self.time, int((frame.labels == HERO).sum()),
                                   self.quad.position, mode, people, detected,
                                   any(isinstance(e, Lost) for e in events), target,
-                                  self.controller.set_aside > set_aside)
+                                  self.set_aside() > set_aside)
         return LoopStep(frame, mask, events, record, self)
 
     def advance(self, seconds: float) -> None:
@@ -263,6 +264,7 @@ def run_loop(settings: LoopSettings, segmenter: Segmenter, link: str = "inproces
                 sim_vehicle(loop.quad, mavlink)))
             follower = MavlinkSimLink(tap, loop.vehicle, mavlink, config, depth=depth)
             loop.holding = lambda: follower.follower.commander.holding
+            loop.set_aside = lambda: follower.follower.commander.set_aside
         else:
             follower = InProcessFollower(tap, config)
         stack.callback(follower.close)

@@ -148,6 +148,7 @@ class FollowCommander:
         self.gave_up = False  # on_lost was set; wait for the next detection
         self.holding = False  # --on-lost hold: holding at her last position
         self.course: float | None = None  # her heading (rad from north)
+        self.set_aside = 0  # detections she could not have walked to, so far
         self.notes: list[str] = []  # what the commander decided, for the log
 
     # ---- in ----
@@ -161,8 +162,8 @@ class FollowCommander:
                 return
             if self.hero is None or now - self.hero.seen > self.settings.grace:
                 self.hero = HeroEstimate(ned, seen=now)  # a new sighting: no old velocity
-            else:
-                self.hero.update(ned, now)
+            elif not self.hero.update(ned, now):
+                self.set_aside += 1
         elif isinstance(event, Lost):
             self.notes.append("the follow core lost her; on-lost after the grace period")
 
