@@ -21,10 +21,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
+
+from follower_helpers import wait_until
 
 pytest.importorskip("pymavlink")
 
@@ -39,15 +40,6 @@ def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _until(predicate: Callable[[], bool], seconds: float, poll: float = 0.02) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll)
-    return predicate()
 
 
 class _Running:
@@ -128,7 +120,7 @@ def test_mavsdk_sees_the_px4_vehicle_its_position_and_its_mode_changes():
             assert system.get_system_id() == 1 and system.component_ids() == [1]
 
             telemetry = Telemetry(system)
-            assert _until(lambda: not math.isnan(telemetry.position().latitude_deg)
+            assert wait_until(lambda: not math.isnan(telemetry.position().latitude_deg)
                           and telemetry.flight_mode() != FlightMode.UNKNOWN, 5.0)
             pos = telemetry.position()
             lat, lon = _expected_lat_lon(20.0, 10.0)
@@ -140,12 +132,12 @@ def test_mavsdk_sees_the_px4_vehicle_its_position_and_its_mode_changes():
             np.testing.assert_allclose([ned.north_m, ned.east_m, ned.down_m],
                                        [20.0, 10.0, -6.0], atol=0.05)
             # the Telemetry plugin hears "armed" from the first HEARTBEAT after it was made
-            assert _until(telemetry.armed, 3.0)
+            assert wait_until(telemetry.armed, 3.0)
             assert telemetry.flight_mode() == FlightMode.HOLD  # AUTO.LOITER
             # HOME_POSITION (asked for by MAV_CMD_REQUEST_MESSAGE), EXTENDED_SYS_STATE, SYS_STATUS
-            assert _until(lambda: abs(telemetry.home().latitude_deg - HOME[0]) < 1e-6, 4.0)
-            assert _until(telemetry.in_air, 3.0)
-            assert _until(lambda: telemetry.health().is_global_position_ok, 3.0)
+            assert wait_until(lambda: abs(telemetry.home().latitude_deg - HOME[0]) < 1e-6, 4.0)
+            assert wait_until(telemetry.in_air, 3.0)
+            assert wait_until(lambda: telemetry.health().is_global_position_ok, 3.0)
 
             seen: list = []
             telemetry.subscribe_flight_mode(lambda mode, _ud: seen.append(mode))
@@ -155,7 +147,7 @@ def test_mavsdk_sees_the_px4_vehicle_its_position_and_its_mode_changes():
                 with run.lock:
                     run.vehicle.set_mode(mode)
                 # the next HEARTBEAT (1 Hz) carries it
-                assert _until(lambda m=mavsdk_mode: telemetry.flight_mode() == m, 4.0), \
+                assert wait_until(lambda m=mavsdk_mode: telemetry.flight_mode() == m, 4.0), \
                     f"{mode}: MAVSDK still says {telemetry.flight_mode()!r}"
             assert FlightMode.FOLLOW_ME in seen and FlightMode.POSCTL in seen
     finally:
@@ -196,15 +188,15 @@ def test_mavproxy_routes_the_heartbeat_out_and_follow_target_in(tmp_path):
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-            assert _until(lambda: link.state.custom_mode is not None, 20.0), \
+            assert wait_until(lambda: link.state.custom_mode is not None, 20.0), \
                 "no HEARTBEAT came through MAVProxy"
             hb = link.last["HEARTBEAT"]
             assert hb.get_srcSystem() == 1 and hb.get_srcComponent() == 1
             assert (hb.type, hb.autopilot) == (2, 12)  # quadrotor, PX4
             assert hb.custom_mode == PX4.modes["AUTO.LOITER"] == (4 << 16) | (3 << 24)
             assert link.state.custom_mode == hb.custom_mode and link.state.armed
-            assert _until(lambda: link.state.lat is not None and link.state.position is not None,
-                          5.0)
+            assert wait_until(
+                lambda: link.state.lat is not None and link.state.position is not None, 5.0)
             np.testing.assert_allclose(link.state.position, [0.0, 0.0, -6.0], atol=0.05)
 
             sent = dict(timestamp=123456, est_capabilities=3, lat=473981234, lon=85461234,
@@ -212,7 +204,7 @@ def test_mavproxy_routes_the_heartbeat_out_and_follow_target_in(tmp_path):
                         attitude_q=[1.0, 0.0, 0.0, 0.0], rates=[0.0, 0.0, 0.0],
                         position_cov=[0.0, 0.0, 0.0], custom_state=0)
             link.send([("follow_target", sent)])
-            assert _until(lambda: received, 5.0), "FOLLOW_TARGET did not reach the vehicle"
+            assert wait_until(lambda: received, 5.0), "FOLLOW_TARGET did not reach the vehicle"
             msg = received[0]
             assert msg.get_srcSystem() == COMPANION_SYSID  # MAVProxy forwards, not re-sends
             assert (msg.lat, msg.lon, msg.alt) == (sent["lat"], sent["lon"], sent["alt"])
@@ -303,7 +295,7 @@ def test_heartbeat_fields_say_a_quadrotor_armed_in_its_autopilots_hold_mode(clie
         run.vehicle.set_mode(ap.follow_mode["setpoints"])  # OFFBOARD / GUIDED
     wanted = ap.modes[ap.follow_mode["setpoints"]] if ap.name == "ardupilot" else \
         ap.modes["POSCTL"]  # PX4 leaves OFFBOARD without setpoints (COM_OBL_RC_ACT 0)
-    assert _until(lambda: (m := conn.recv_match(type="HEARTBEAT", blocking=True, timeout=0.5))
+    assert wait_until(lambda: (m := conn.recv_match(type="HEARTBEAT", blocking=True, timeout=0.5))
                   is not None and m.custom_mode == wanted, 4.0)
 
 
