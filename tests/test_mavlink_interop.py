@@ -120,8 +120,10 @@ def test_mavsdk_sees_the_px4_vehicle_its_position_and_its_mode_changes():
             assert system.get_system_id() == 1 and system.component_ids() == [1]
 
             telemetry = Telemetry(system)
+            # GLOBAL_POSITION_INT, LOCAL_POSITION_NED and HEARTBEAT arrive independently
             assert wait_until(lambda: not math.isnan(telemetry.position().latitude_deg)
-                          and telemetry.flight_mode() != FlightMode.UNKNOWN, 5.0)
+                              and not math.isnan(telemetry.position_velocity_ned().position.north_m)
+                              and telemetry.flight_mode() != FlightMode.UNKNOWN, 5.0)
             pos = telemetry.position()
             lat, lon = _expected_lat_lon(20.0, 10.0)
             assert abs(pos.latitude_deg - lat) < 1e-6 and abs(pos.longitude_deg - lon) < 1e-6
