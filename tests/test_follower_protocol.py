@@ -22,7 +22,6 @@ from follower_helpers import (
     wait_until,
 )
 from followme.follower.config import FollowConfig
-from followme.follower.pipeline import Detected, HeroTracker, Lost
 from followme.follower.quadsim.protocol import (
     MalformedFrame,
     QuadSimEvents,
@@ -33,6 +32,7 @@ from followme.follower.quadsim.protocol import (
 )
 from followme.follower.quadsim.server import ServerThread
 from followme.follower.target import Target
+from followme.follower.tracking import Detected, HeroTracker, Lost
 from followme.follower.worker import FollowerStats, LatestFrameWorker
 
 CAMERA = QuadSimCamera((0, 0, 10), (45, 0, 0))

@@ -23,8 +23,8 @@ from follower_helpers import (
 from followme.data.robond import find_pairs, read_pair
 from followme.follower import add_arguments, config_from_args
 from followme.follower.config import FollowConfig
-from followme.follower.pipeline import Detected
 from followme.follower.quadsim.server import ServerThread
+from followme.follower.tracking import Detected
 
 CAMERA = QuadSimCamera((10, -5, 12), (40, 60, 0))
 HERO = CAMERA.point_at(120, 140, 16.0)

@@ -24,7 +24,7 @@ from followme.follower.mavlink.frames import (
     quaternion_to_euler,
     world_to_ned,
 )
-from followme.follower.pipeline import Detected
+from followme.follower.tracking import Detected
 
 pytest.importorskip("pymavlink")
 

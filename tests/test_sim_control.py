@@ -134,7 +134,7 @@ def test_a_detection_ends_the_search_and_lost_without_follow_is_ignored():
     assert controller.mode == PATROL
     _fly(controller, quad, 5.0, lambda t: np.array([0.0, 0.0, BODY_CENTRE]))
     controller.on_lost()
-    _fly(controller, quad, 3.0)
+    _fly(controller, quad, controller.settings.hold + 1.0)
     assert controller.mode == SEARCH
     controller.on_detected([1.0, 1.0, BODY_CENTRE])
     assert controller.mode == FOLLOW
@@ -171,9 +171,12 @@ def test_metrics_count_losses_reacquire_and_wrong_targets():
     # lost at 1.5 s, last seen at 0.5 s; the detection at 3.0 s is someone else's
     assert s["losses"] == 1 and s["reacquire_s"] == [2.0] and s["loss_s"] == [3.0]
     assert s["not_reacquired"] == 0
+    # she is back in view at 3.0 s (50 px), found at 3.5 s
+    assert s["reacquire_after_view_s"] == [0.5] and s["reacquire_after_view_max_s"] == 0.5
     assert s["out_of_view_episodes"] == 1 and s["out_of_view_longest_s"] == 2.0
     assert s["detections"] == 5 and s["wrong_detections"] == 2 and s["set_aside"] == 1
     assert s["wrong_target_frames"] == 1 and s["wrong_person_frames"] == 1
+    assert s["identity_switches"] == 1
     assert s["within_2_6m_share"] == 1.0
     assert s["mode_share"] == pytest.approx({"follow": 6 / 9, "hold": 3 / 9}, abs=1e-4)
 

@@ -167,10 +167,10 @@ def test_a_scenario_is_one_entry_in_the_registry(monkeypatch, capsys):
     seen = []
     monkeypatch.setitem(scenarios.SCENARIOS, "two", scenarios.Scenario(
         "two", "two people", adjust=lambda s: replace(s, people=2),
-        prepare=lambda world: seen.append(len(world.people))))
+        prepare=lambda world, rng: seen.append(len(world.people))))
     assert main(["sim", "scenarios"]) == 0
     listed = capsys.readouterr().out
-    assert "park" in listed and "two   two people" in listed
+    assert "park" in listed and "\ntwo         two people\n" in listed
     import argparse
 
     p = argparse.ArgumentParser()

@@ -132,8 +132,9 @@ class Pose:
         return rotation_rpy(self.roll, self.pitch, self.yaw)
 
     def to_world(self, point: np.ndarray) -> np.ndarray:
-        """A point in this frame (the camera body frame for a gimbal pose) -> the world."""
-        return self.position + self.rotation() @ np.asarray(point, float)
+        """A point (3,) or points (N, 3) in this frame (the camera body frame for a gimbal
+        pose) -> the world."""
+        return self.position + np.asarray(point, float) @ self.rotation().T
 
     def to_string(self) -> str:
         """QuadSim's "x,y,z,roll,pitch,yaw", four decimals (C#'s "N4" below 1000), the angles in
@@ -222,23 +223,25 @@ class Camera:
         if self.pixel_axes not in PIXEL_AXES:
             raise ValueError(f"pixel_axes must be one of {PIXEL_AXES}")
 
-    def direction(self, row: float, col: float, height: int, width: int) -> np.ndarray:
+    def direction(self, row: float | np.ndarray, col: float | np.ndarray, height: int,
+                  width: int) -> np.ndarray:
         """The ray through pixel (row, col) of a height x width image, in the camera body frame,
-        scaled so that its x (forward) component is 1."""
+        scaled so that its x (forward) component is 1: (3,), or (N, 3) for (N,) pixels."""
         fx = fy = self.focal * width
-        du = (col + 0.5) - width / 2
-        dv = (row + 0.5) - height / 2
+        du = np.asarray(col, float) + 0.5 - width / 2
+        dv = np.asarray(row, float) + 0.5 - height / 2
         if self.pixel_axes == "course":  # the course's row/column swap, kept for comparison
-            return np.array([1.0, -dv / fy, du / fx])
-        return np.array([1.0, -du / fx, -dv / fy])
+            return np.stack(np.broadcast_arrays(1.0, -dv / fy, du / fx), -1)
+        return np.stack(np.broadcast_arrays(1.0, -du / fx, -dv / fy), -1)
 
-    def back_project(self, row: float, col: float, depth: float, height: int,
-                     width: int) -> np.ndarray:
+    def back_project(self, row: float | np.ndarray, col: float | np.ndarray,
+                     depth: float | np.ndarray, height: int, width: int) -> np.ndarray:
         """Pixel (row, col) of a height x width image at ``depth`` metres -> (x, y, z) in the
-        camera body frame."""
+        camera body frame: (3,), or (N, 3) for (N,) pixels."""
         ray = self.direction(row, col, height, width)
+        depth = np.asarray(depth, float)[..., None]
         if self.depth_kind == "range":
-            return ray * (depth / float(np.linalg.norm(ray)))
+            return ray * (depth / np.linalg.norm(ray, axis=-1, keepdims=True))
         return ray * depth
 
     def depth_metres(self, channel0: np.ndarray) -> np.ndarray:

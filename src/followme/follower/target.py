@@ -16,11 +16,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.cluster.vq import kmeans2
 
+from followme.follower.appearance import describe, hsv
 from followme.follower.geometry import Camera, Pose
 
 
@@ -32,6 +34,8 @@ class Target:
     pixel: tuple[float, float]  # (row, col) her centroid, in the mask's coordinates
     depth: float  # metres, her median
     pixels: int  # hero pixels in the mask
+    off_centre: float = 0.0  # her pixel's distance from the image centre, in image sizes
+    appearance: np.ndarray | None = field(default=None, compare=False)  # appearance.describe
 
 
 def onto_grid(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -42,28 +46,114 @@ def onto_grid(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask[np.ix_(rows, cols)]
 
 
+def groups(mask: np.ndarray, join: int) -> list[np.ndarray]:
+    """(H, W) bool -> the groups of its pixels, (H, W) bool each, largest first, where pixels
+    less than ``2 * join`` pixels apart (4-connected after ``join`` dilations) are one group."""
+    labels, n = ndimage.label(ndimage.binary_dilation(mask, iterations=join) if join else mask)
+    sizes = np.bincount(labels[mask], minlength=n + 1)
+    return [mask & (labels == k) for k in np.argsort(-sizes[1:], kind="stable") + 1
+            if sizes[k] > 0]
+
+
 def largest_group(mask: np.ndarray, join: int) -> np.ndarray:
-    """(H, W) bool -> (H, W) bool: the group with the most mask pixels, where pixels less than
-    ``2 * join`` pixels apart (4-connected after ``join`` dilations) are one group."""
-    groups, n = ndimage.label(ndimage.binary_dilation(mask, iterations=join) if join else mask)
-    if n <= 1:
-        return mask & (groups == 1)
-    return mask & (groups == int(np.bincount(groups[mask]).argmax()))
+    """(H, W) bool -> (H, W) bool: the largest of ``groups``."""
+    found = groups(mask, join)
+    return found[0] if found else mask & False
+
+
+def spread(points: np.ndarray) -> float:
+    """How far (N, 2) ground points spread, m: the larger of their x and y 10-90 percentile
+    ranges."""
+    lo, hi = np.percentile(points, [10, 90], axis=0)
+    return float((hi - lo).max())
+
+
+def apart_on_the_ground(her: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camera,
+                        least: int, one_person: float = 1.2, per_metre: float = 0.03
+                        ) -> list[np.ndarray]:
+    """One group's pixels (H, W) on the depth grid -> a person's pixels each. Placed in the world
+    by their depth, one person's pixels stand within about a metre on the ground (her body, and
+    the 0.39 m steps of QuadSim's 8-bit depth). A group that spreads wider than ``one_person`` m
+    plus ``per_metre`` of its depth (``spread``; a pixel covers more ground further off) is two
+    people side by side in the image, one behind the other: it is cut in
+    two by 2-means on the ground, and each part again, into parts of at least ``least``
+    pixels. Pixels without a depth go with no part."""
+    rows, cols = np.nonzero(her & np.isfinite(depth))
+    if len(rows) < 2 * least:
+        return [her]
+    ground = gimbal.to_world(camera.back_project(rows, cols, depth[rows, cols],
+                                                 *depth.shape))[:, :2]
+    one_person += per_metre * float(np.median(depth[rows, cols]))
+    parts, todo = [], [np.arange(len(rows))]
+    while todo:
+        idx = todo.pop()
+        if len(parts) + len(todo) < 4 and len(idx) >= 2 * least and \
+                spread(ground[idx]) > one_person:
+            _, side = kmeans2(ground[idx], 2, minit="++", seed=0)
+            halves = [idx[side == k] for k in (0, 1)]
+            if min(len(h) for h in halves) >= least:
+                todo += halves
+                continue
+        parts.append(idx)
+    if len(parts) == 1:
+        return [her]
+    masks = []
+    for idx in parts:
+        part = np.zeros_like(her)
+        part[rows[idx], cols[idx]] = True
+        masks.append(part)
+    return masks
+
+
+def locate_people(mask: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camera,
+                  min_pixels: int = 10, join: int = 3, band: float = 0.75,
+                  rgb: np.ndarray | None = None, part_share: float = 0.15) -> list[Target]:
+    """Everyone the mask could be, largest first: none when the mask has no more than
+    ``min_pixels``. Each group of mask pixels (``groups``) is split into the people who stand
+    apart on the ground (``apart_on_the_ground``, parts of at least ``part_share`` of the
+    group), and each is placed in the world; beyond the largest, only those of more than
+    ``min_pixels`` count, and those without a valid depth are left out.
+
+    mask: (h, w) bool hero mask at the model's size. depth: (H, W) float metres with NaN where
+    invalid (``Camera.depth_metres``), at the camera image's size. rgb: the camera image
+    (H, W, 3), to describe each one's appearance.
+    """
+    if int(mask.sum()) <= min_pixels:
+        return []
+    h, w = mask.shape
+    height, width = depth.shape
+    scale = h * w / (height * width)    # mask pixels per depth pixel
+    image_hsv = hsv(rgb) if rgb is not None else None
+    found = []
+    for group in groups(mask, join):
+        her = onto_grid(group, height, width)
+        parts = apart_on_the_ground(her, depth, gimbal, camera,
+                                    max(1, int(part_share * her.sum())))
+        for part in parts:
+            pixels = int(round(part.sum() * scale)) if len(parts) > 1 else int(group.sum())
+            if found and pixels <= min_pixels:
+                continue
+            target = _place(part, pixels, depth, gimbal, camera, band, image_hsv, (h, w))
+            if target is not None:
+                found.append(target)
+    return sorted(found, key=lambda t: -t.pixels)
 
 
 def locate_hero(mask: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camera,
                 min_pixels: int = 10, join: int = 3, band: float = 0.75) -> Target | None:
-    """The hero's world position, or None when there is no hero or no valid depth on it.
+    """The largest of ``locate_people``, or None when there is no hero or no valid depth on
+    her."""
+    people = locate_people(mask, depth, gimbal, camera, min_pixels, join, band)
+    return people[0] if people else None
 
-    mask: (h, w) bool hero mask at the model's size. depth: (H, W) float metres with NaN where
-    invalid (``Camera.depth_metres``), at the camera image's size.
-    """
-    pixels = int(mask.sum())
-    if pixels <= min_pixels:
-        return None
-    h, w = mask.shape
+
+def _place(her: np.ndarray, pixels: int, depth: np.ndarray, gimbal: Pose, camera: Camera,
+           band: float, image_hsv: np.ndarray | None, mask_shape: tuple[int, int]
+           ) -> Target | None:
+    """One person's pixels on the depth grid (H, W) -> their Target, or None without a valid
+    depth on them."""
+    h, w = mask_shape
     height, width = depth.shape
-    her = onto_grid(largest_group(mask, join), height, width)
     values = depth[her]
     if not np.isfinite(values).any():
         return None
@@ -76,4 +166,8 @@ def locate_hero(mask: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camer
     world = (float(point[0]), float(point[1]), float(point[2]))
     # continuous coordinates scale between grids; pixel indices are theirs - 0.5
     pixel = ((drow + 0.5) * h / height - 0.5, (dcol + 0.5) * w / width - 0.5)
-    return Target(world, pixel, d, pixels)
+    off_centre = float(np.hypot((drow + 0.5) / height - 0.5, (dcol + 0.5) / width - 0.5))
+    look = None
+    if image_hsv is not None:
+        look = describe(image_hsv, onto_grid(her, *image_hsv.shape[:2]))
+    return Target(world, pixel, d, pixels, off_centre, look)

@@ -42,16 +42,16 @@ BODY_CENTRE = 0.5   # m: the mask centroid, back-projected, lies this far above 
 class FollowSettings:
     distance: float = 3.0         # m, horizontal, from the target
     height: float = 2.5           # m above the target's ground (2 to 3 m)
-    hold: float = 2.0             # s after object_lost, flying after her predicted position
+    hold: float = 6.0             # s after object_lost, flying after her predicted position
     search_rate: float = 45.0     # deg/s
     search_turn: float = 360.0    # deg turned before going back to patrol
     search_pitch: float = 35.0    # deg, camera down while searching
     search_height: float = 5.0    # m above the ground while searching
-    predict: float = 2.0          # s, the velocity extrapolated at most this far
+    predict: float = 6.0          # s, the velocity extrapolated at most this far
     alpha: float = 0.5            # the tracker's position gain
     beta: float = 0.2             # ... and velocity gain
     gate: float = 1.0             # m, a detection may jump this far beyond a walk
-    target_speed: float = 2.0     # m/s, the fastest a followed person moves
+    target_speed: float = 3.5     # m/s, the fastest a followed person moves (running)
     confirm: int = 3              # agreeing detections set aside in a row that are believed
 
     def __post_init__(self):

@@ -34,9 +34,10 @@ from urllib.parse import urlsplit
 import websocket
 
 from followme.follower.config import FollowConfig
-from followme.follower.pipeline import FollowEvent, FramePipeline, HeroTracker, Segmenter
+from followme.follower.pipeline import FramePipeline, Segmenter
 from followme.follower.quadsim import protocol
 from followme.follower.quadsim.protocol import Event
+from followme.follower.tracking import FollowEvent, HeroTracker
 from followme.follower.worker import FollowerStats
 
 QUADSIM_PING_INTERVAL = 0.33  # the scene's SocketIOComponent.pingInterval (a8192aa)
@@ -60,7 +61,7 @@ class InProcessFollower:
     def send(self, fields: dict) -> list[FollowEvent]:
         frame = protocol.camera_frame(protocol.parse_sensor_frame(fields, self.config.max_payload),
                                       self.config.frame_size, self.config.camera)
-        event = self.tracker.update(self.pipeline(frame).target)
+        event = self.tracker.update(self.pipeline(frame).candidates, frame.time)
         return [] if event is None else [event]
 
     def close(self) -> None:

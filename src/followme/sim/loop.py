@@ -27,17 +27,18 @@ from tqdm import tqdm
 from followme.follower.config import FollowConfig
 from followme.follower.geometry import look_angles
 from followme.follower.mavlink.commander import CommanderSettings
-from followme.follower.pipeline import Detected, FollowEvent, Lost, Segmenter
+from followme.follower.pipeline import Segmenter
 from followme.follower.quadsim import protocol
 from followme.follower.quadsim.protocol import create_box_marker
 from followme.follower.quadsim.server import ServerThread
+from followme.follower.tracking import Detected, FollowEvent, Lost
 from followme.labels import HERO
 from followme.sim.camera import Frame, render
 from followme.sim.control import FOLLOW, FollowController, FollowSettings
 from followme.sim.link import InProcessFollower, MavlinkSimLink, SocketIOFollower
 from followme.sim.metrics import HERO_CENTRE, FrameRecord, LoopMetrics
 from followme.sim.quad import Patrol, Quad, patrol_route
-from followme.sim.scenarios import scenario
+from followme.sim.scenarios import prepare as prepare_scenario
 from followme.sim.sensor import sensor_frame
 from followme.sim.vehicle import sim_vehicle
 from followme.sim.world import World
@@ -156,7 +157,7 @@ class ClosedLoop:
         rng = np.random.default_rng(np.random.SeedSequence([settings.seed, 6]))
         self.world = World(seed=settings.seed, n_people=settings.people,
                            size=settings.world_size, px_per_m=settings.px_per_m)
-        scenario(settings.scenario).prepare(self.world)
+        prepare_scenario(settings.scenario, self.world)
         self.quad, patrol = start_quad(self.world, rng, settings)
         self.controller = FollowController(patrol, settings.follow)
         self.metrics = LoopMetrics()

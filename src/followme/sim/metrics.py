@@ -9,7 +9,8 @@ frame, and a wrong-person frame when someone else is nearer to it than she is).
 
 Losses are the follower's own: a loss lasts from the last ``object_detected`` on the hero
 before an ``object_lost`` to the next ``object_detected`` on her; the time to re-acquire runs
-from the ``object_lost``. Detections of anything else in between do not end a loss.
+from the ``object_lost``, and again from the first frame after it in which she is in view.
+Detections of anything else in between do not end a loss.
 Out-of-view episodes are the truth's: runs of frames without the hero.
 Shares weigh each frame by the simulated time until the next one.
 """
@@ -108,17 +109,21 @@ class LoopMetrics:
         distance = np.array([r.distance for r in f])
         near = (distance >= self.near[0]) & (distance <= self.near[1])
         detections = [r for r in f if r.detected]
-        reacquire, gaps, lost_at, last_seen = [], [], None, None
+        reacquire, gaps, after_view, lost_at, last_seen = [], [], [], None, None
+        back_in_view = None
         for r in f:
             if r.lost and lost_at is None:
-                lost_at = r.t
+                lost_at, back_in_view = r.t, None
                 gap_from = r.t if last_seen is None else last_seen
             elif r.detected and not r.wrong_detection:
                 if lost_at is not None:
                     reacquire.append(r.t - lost_at)
                     gaps.append(r.t - gap_from)
+                    after_view.append(r.t - (r.t if back_in_view is None else back_in_view))
                     lost_at = None
                 last_seen = r.t
+            if lost_at is not None and r.in_view and back_in_view is None:
+                back_in_view = r.t
         episodes, start = [], None
         for r in f:
             if not r.in_view and start is None:
@@ -142,6 +147,9 @@ class LoopMetrics:
             "loss_max_s": round(max(gaps), 2) if gaps else None,
             "reacquire_s": [round(x, 2) for x in reacquire],
             "reacquire_max_s": round(max(reacquire), 2) if reacquire else None,
+            # from the frame she is back in view (the truth's) to the follower's detection
+            "reacquire_after_view_s": [round(x, 2) for x in after_view],
+            "reacquire_after_view_max_s": round(max(after_view), 2) if after_view else None,
             "not_reacquired": int(lost_at is not None),
             "out_of_view_episodes": len(episodes),
             "out_of_view_longest_s": round(max(episodes), 2) if episodes else 0.0,
@@ -152,6 +160,9 @@ class LoopMetrics:
             "set_aside": sum(r.set_aside for r in f),
             "wrong_target_frames": sum(r.wrong_target for r in f),
             "wrong_person_frames": sum(r.wrong_person for r in f),
+            # runs of wrong-person frames: each a switch to someone else
+            "identity_switches": sum(r.wrong_person and (k == 0 or not f[k - 1].wrong_person)
+                                     for k, r in enumerate(f)),
             "distance_median_m": round(float(np.median(distance)), 2),
             "distance_p5_p95_m": [round(float(v), 2) for v in np.percentile(distance, [5, 95])],
             "mode_share": {k: round(v, 4) for k, v in sorted(modes.items())},

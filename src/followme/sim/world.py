@@ -13,6 +13,7 @@ process. A seed fixes the layout, the crowd, the clothing and the lighting.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,6 +86,30 @@ def random_lighting(rng: np.random.Generator) -> Lighting:
 
 
 @dataclass
+class Gait:
+    """A walker's changing pace: phases of (seconds, speed m/s), repeated; after a phase whose
+    ``turn_back`` is set the walker turns round sharply (at ``turn_rate`` rad/s)."""
+
+    phases: list[tuple[float, float, bool]]  # (seconds, speed, turn_back after it)
+    turn_rate: float = 2 * TURN_RATE
+    _phase: int = 0
+    _left: float = 0.0
+
+    def __post_init__(self):
+        self._left = self.phases[0][0]
+
+    def step(self, dt: float) -> tuple[float, bool]:
+        """Advance ``dt`` s: (the speed now, whether to turn back now)."""
+        self._left -= dt
+        turn = False
+        while self._left <= 0:
+            turn = turn or self.phases[self._phase][2]
+            self._phase = (self._phase + 1) % len(self.phases)
+            self._left += self.phases[self._phase][0]
+        return self.phases[self._phase][1], turn
+
+
+@dataclass
 class Walker:
     """A person on the paths. ``position`` (2,) is the ground point under the pelvis, ``heading``
     the walking direction in radians from +x towards +y; ``offset`` keeps them that many metres
@@ -100,6 +125,9 @@ class Walker:
     speed: float
     clip_time: float
     rng: np.random.Generator = field(repr=False)
+    gait: Gait | None = None        # a changing pace; None: ``speed`` throughout
+    attract: Walker | None = None   # at each node, usually take the way nearest this walker
+    detour: np.ndarray | None = None  # (2,) walk straight there first, then back to the paths
 
     @property
     def position3(self) -> np.ndarray:
@@ -114,6 +142,7 @@ class World:
     def __init__(self, seed: int = 0, n_people: int = 20, size: float = 80.0,
                  px_per_m: float = 20.0):
         self.seed, self.size, self.time = seed, float(size), 0.0
+        self.hooks: list[Callable[[World, float], None]] = []   # called after each step
         # one stream per concern, so that e.g. a cached texture (not redrawn) shifts nothing else
         layout_rng, people_rng, light_rng, ground_rng, brick_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
@@ -202,14 +231,16 @@ class World:
         shape = p.createVisualShape(p.GEOM_MESH, fileName=str(assets.ground_obj(self.size)),
                                     physicsClientId=self.client)
         self.ground = p.createMultiBody(0, -1, shape, physicsClientId=self.client)
+        self.ground_png, self.px_per_m = texture, px_per_m
         tex = p.loadTexture(str(texture), physicsClientId=self.client)
         p.changeVisualShape(self.ground, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1],
                             physicsClientId=self.client)
 
-    def _static(self, shape_type: int, position, rgb, **kw) -> int:
+    def _static(self, shape_type: int, position, rgb, yaw: float = 0.0, **kw) -> int:
         shape = p.createVisualShape(shape_type, rgbaColor=[*(np.asarray(rgb) / 255), 1],
                                     physicsClientId=self.client, **kw)
         return p.createMultiBody(0, -1, shape, basePosition=list(position),
+                                 baseOrientation=p.getQuaternionFromEuler([0, 0, yaw]),
                                  physicsClientId=self.client)
 
     def _build_buildings(self, rng: np.random.Generator, brick_rng: np.random.Generator) -> None:
@@ -261,6 +292,7 @@ class World:
         lim = self.size / 2 - self.band
         n_trees = int((2 * lim) ** 2 / 110)
         trees: list[np.ndarray] = []
+        self.crowns: list[tuple[float, float, float, float]] = []   # (x, y, z, radius)
         for _ in range(n_trees * 20):
             if len(trees) >= n_trees:
                 break
@@ -277,6 +309,7 @@ class World:
                          radius=rng.uniform(0.12, 0.25), length=trunk_h)
             leaves = np.array([50, 110, 40]) * rng.uniform(0.6, 1.3, 3)
             self._static(p.GEOM_SPHERE, (*xy, trunk_h + crown_r * 0.8), leaves, radius=crown_r)
+            self.crowns.append((float(xy[0]), float(xy[1]), trunk_h + crown_r * 0.8, crown_r))
         self.trees = np.array(trees).reshape(-1, 2)
         # a bench or a lamp post beside each path segment
         for a, b in self.edges:
@@ -365,23 +398,43 @@ class World:
         d = d / (np.linalg.norm(d) + 1e-9)
         return self.nodes[w.node] + w.offset * np.array([-d[1], d[0]])
 
+    def _next_node(self, w: Walker) -> int:
+        """Onwards at random (not back, unless it is a dead end); a walker drawn to another
+        takes the way nearest them four times in five."""
+        options = [n for n in self.neighbours[w.node] if n != w.previous] or \
+            self.neighbours[w.node]
+        if w.attract is not None and w.rng.random() < 0.8:
+            gaps = [np.linalg.norm(self.nodes[n] - w.attract.position) for n in options]
+            return int(options[int(np.argmin(gaps))])
+        return int(w.rng.choice(options))
+
     def step(self, dt: float) -> None:
         """Advance every walker by ``dt`` seconds along its path (no physics)."""
         clip = walk_clip()
         for w in self.people:
-            target = self._waypoint(w)
-            if np.linalg.norm(target - w.position) < ARRIVE:
-                options = [n for n in self.neighbours[w.node] if n != w.previous] or \
-                    self.neighbours[w.node]
-                w.previous, w.node = w.node, int(w.rng.choice(options))
+            turn_rate = TURN_RATE
+            if w.gait is not None:
+                w.speed, turn_back = w.gait.step(dt)
+                turn_rate = w.gait.turn_rate
+                if turn_back:
+                    w.previous, w.node = w.node, w.previous
+            if w.detour is not None and np.linalg.norm(w.detour - w.position) < ARRIVE:
+                w.detour = None
+                nearest = int(np.argmin(np.linalg.norm(self.nodes - w.position, axis=1)))
+                w.previous, w.node = nearest, nearest
+            target = self._waypoint(w) if w.detour is None else w.detour
+            if w.detour is None and np.linalg.norm(target - w.position) < ARRIVE:
+                w.previous, w.node = w.node, self._next_node(w)
                 target = self._waypoint(w)
             want = math.atan2(target[1] - w.position[1], target[0] - w.position[0])
             turn = (want - w.heading + math.pi) % (2 * math.pi) - math.pi
-            w.heading += float(np.clip(turn, -TURN_RATE * dt, TURN_RATE * dt))
+            w.heading += float(np.clip(turn, -turn_rate * dt, turn_rate * dt))
             w.position = w.position + w.speed * dt * np.array([math.cos(w.heading),
                                                                math.sin(w.heading)])
             w.clip_time += dt * w.speed / clip.speed
         self.time += dt
+        for hook in self.hooks:
+            hook(self, dt)
         self._dirty = True
 
     def sync(self) -> None:

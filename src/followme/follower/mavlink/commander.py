@@ -30,7 +30,7 @@ import numpy as np
 
 from followme.follower.mavlink.autopilots import Autopilot, autopilot
 from followme.follower.mavlink.frames import euler_to_quaternion, offset_to_global, world_to_ned
-from followme.follower.pipeline import Detected, FollowEvent, Lost
+from followme.follower.tracking import Detected, FollowEvent, Lost
 
 Message = tuple[str, dict]
 MAV_FRAME_LOCAL_NED = 1

@@ -19,13 +19,8 @@ from followme.follower.geometry import Pose
 from followme.follower.mavlink.commander import FollowCommander
 from followme.follower.mavlink.frames import camera_pose, euler_to_matrix, matrix_to_euler
 from followme.follower.mavlink.link import MavlinkLink
-from followme.follower.pipeline import (
-    CameraFrame,
-    FollowEvent,
-    FramePipeline,
-    HeroTracker,
-    Segmenter,
-)
+from followme.follower.pipeline import CameraFrame, FramePipeline, Segmenter
+from followme.follower.tracking import FollowEvent, HeroTracker
 
 
 class MavlinkFollower:
@@ -68,8 +63,9 @@ class MavlinkFollower:
         if pose is None:
             return None
         self.posed += 1
-        result = self.pipeline(CameraFrame(rgb, depth, pose))
-        event = self.tracker.update(result.target)
+        now = self.clock()
+        result = self.pipeline(CameraFrame(rgb, depth, pose, now))
+        event = self.tracker.update(result.candidates, now)
         with self._lock:
             self.commander.on_event(event, self.clock())
         return event

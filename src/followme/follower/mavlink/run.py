@@ -19,8 +19,9 @@ from followme.follower.mavlink.autopilots import autopilot
 from followme.follower.mavlink.commander import CommanderSettings, FollowCommander
 from followme.follower.mavlink.follower import MavlinkFollower
 from followme.follower.mavlink.link import MavlinkLink
-from followme.follower.pipeline import Detected, Segmenter
+from followme.follower.pipeline import Segmenter
 from followme.follower.sources import FrameSource
+from followme.follower.tracking import Detected
 
 log = logging.getLogger("followme.follower.mavlink")
 

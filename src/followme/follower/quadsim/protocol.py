@@ -29,7 +29,8 @@ from PIL import Image
 
 from followme.follower.config import FRAME_SIZE, MAX_PAYLOAD
 from followme.follower.geometry import Camera, Pose, parse_pose
-from followme.follower.pipeline import CameraFrame, Detected, FollowEvent, Lost
+from followme.follower.pipeline import CameraFrame
+from followme.follower.tracking import Detected, FollowEvent, Lost
 
 FIELDS = ("timestamp", "rgb_image", "depth_image", "pose", "gimbal_pose")
 
@@ -147,7 +148,8 @@ def camera_frame(frame: SensorFrame, size: int = FRAME_SIZE, camera: Camera | No
     """Decode a checked sensor_frame's images for the follow core (on the worker)."""
     camera = camera or Camera()
     return CameraFrame(decode_rgb(frame.rgb, size),
-                       camera.depth_metres(decode_depth(frame.depth, size)), frame.gimbal)
+                       camera.depth_metres(decode_depth(frame.depth, size)), frame.gimbal,
+                       frame.timestamp)
 
 
 # --- events the follower sends (QuadSim's utils/sio_msgs.py) ---

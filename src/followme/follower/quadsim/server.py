@@ -64,10 +64,11 @@ from socketio import packet as sio_packet
 
 from followme.follower.config import FollowConfig
 from followme.follower.live import LiveFeed, add_routes
-from followme.follower.pipeline import Detected, FramePipeline, HeroTracker, Lost, Segmenter
+from followme.follower.pipeline import FramePipeline, Segmenter
 from followme.follower.quadsim import protocol
 from followme.follower.quadsim.protocol import MalformedFrame, QuadSimEvents, SensorFrame
 from followme.follower.target import Target
+from followme.follower.tracking import Detected, HeroTracker, Lost
 from followme.follower.worker import FollowerStats, LatestFrameWorker
 
 log = logging.getLogger("followme.follower")
@@ -494,7 +495,7 @@ class FollowerServer:
                                                      f"{e!r} ({self.stats.errors} so far)")
             return
         self.stats.count("processed")
-        self._call_soon(self._deliver, sid, result.target, t0)
+        self._call_soon(self._deliver, sid, result.candidates, frame.timestamp, t0)
         target = result.target
         self.live.frame(result.rgb, result.mask, target.pixel if target else None)
         if self.viz is not None:
@@ -513,12 +514,12 @@ class FollowerServer:
 
     # --- events out (event loop) ---
 
-    def _deliver(self, sid: str, target: Target | None, t0: float) -> None:
+    def _deliver(self, sid: str, candidates: list[Target], taken: float, t0: float) -> None:
         client = self.clients.get(sid)
         if client is None:  # the client left while its frame was processed
             return
         tracker, quadsim_events = client
-        event = tracker.update(target)
+        event = tracker.update(candidates, taken)
         if isinstance(event, Detected):
             self.live.state = "detected"
         elif isinstance(event, Lost):

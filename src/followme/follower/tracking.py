@@ -1,0 +1,184 @@
+"""Targets -> the hero, kept by identity: each frame's candidates (every group of hero pixels,
+``target.locate_people``) -> Detected, Lost or nothing.
+
+The segmentation calls anyone in her colours "hero". Which of them is she is the tracker's
+call, on two kinds of evidence:
+
+- **motion**: a constant-velocity Kalman filter (filterpy) of her ground position. A candidate
+  counts only inside the filter's gate (its Mahalanobis distance under ``gate``, the chi-square
+  0.999 point for 2 degrees of freedom), and the nearest in that sense is preferred: a look-alike
+  a few metres off is not her, however large her mask;
+- **appearance**: colour histograms of her upper and lower body (``appearance.py``), learned
+  from her own crops as she is followed. It breaks ties inside the gate, and it decides
+  re-acquisition once the motion has gone stale.
+
+After ``lost_after`` misses in a row the follower says Lost (the course's rule: the 7th miss),
+but the filter goes on predicting her for ``coast`` s: when she comes out from behind something,
+the candidate where her motion puts her, and that looks like her, is taken back at once. After
+``coast`` s only appearance is left: the candidate most like her, and alike enough, starts the
+track again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from filterpy.common import Q_discrete_white_noise
+from filterpy.kalman import KalmanFilter
+
+from followme.follower.appearance import similarity
+from followme.follower.target import Target
+
+
+@dataclass(frozen=True)
+class Detected:
+    """The hero is at ``world`` (ROS world frame, metres); ``target`` holds the frame's
+    measurements where they are known (not for an answer read back from a wire)."""
+
+    world: tuple[float, float, float]
+    target: Target | None = None
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The hero, seen before, has been missed ``lost_after`` frames in a row."""
+
+
+FollowEvent = Detected | Lost
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    accel: float = 2.5           # m/s^2, her manoeuvres: the filter's process noise
+    noise: float = 0.25          # m, a detection's horizontal error at 0 m ...
+    noise_per_m: float = 0.04    # ... growing by this much per metre of depth
+    gate: float = 13.8           # chi-square, 2 degrees of freedom, p = 0.999
+    coast: float = 8.0           # s the filter predicts her after her last detection
+    look: float = 10.0           # gate units that a dissimilar look costs a candidate
+    alike: float = 0.55          # the least similarity that re-acquires her
+    learn: float = 0.1           # how fast her look follows her crops
+
+    def __post_init__(self):
+        if self.accel <= 0 or self.noise <= 0 or self.gate <= 0 or self.coast < 0 \
+                or not 0 < self.learn <= 1:
+            raise ValueError("accel, noise and gate positive; coast not negative; learn in "
+                             "(0, 1]")
+
+
+class HeroTracker:
+    """One quad's follow state. ``update(candidates, t)`` per processed frame: Detected for the
+    candidate that is she; Lost once, on the ``lost_after``-th frame in a row without her,
+    following a sighting; otherwise None. Malformed and dropped frames are not updates."""
+
+    def __init__(self, lost_after: int = 7, settings: TrackSettings | None = None):
+        if lost_after < 1:
+            raise ValueError("lost_after must be at least 1")
+        self.lost_after = lost_after  # the course's follower.py: object_lost on the 7th miss
+        self.settings = settings or TrackSettings()
+        self.filter: KalmanFilter | None = None
+        self.height = 0.0            # m, her last measured z: the filter is horizontal
+        self.look: np.ndarray | None = None
+        self.last_time: float | None = None   # the last update
+        self.seen_time = -np.inf               # her last detection
+        self.seen = False                      # since the last Lost
+        self.misses = 0
+
+    # ---- the filter ----
+    def _start(self, target: Target, t: float) -> None:
+        kf = KalmanFilter(dim_x=4, dim_z=2)     # state (x, vx, y, vy)
+        kf.x = np.array([target.world[0], 0.0, target.world[1], 0.0])
+        kf.H = np.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0]])
+        kf.P = np.diag([self._noise(target) ** 2, 2.0 ** 2] * 2)  # standing, or walking
+        self.filter = kf
+        self._remember(target, t)
+
+    def _noise(self, target: Target) -> float:
+        return self.settings.noise + self.settings.noise_per_m * max(target.depth, 0.0)
+
+    def _predict(self, t: float) -> None:
+        dt = max(0.0, t - self.last_time) if self.last_time is not None else 0.0
+        if self.filter is None or dt == 0.0:
+            return
+        kf = self.filter
+        kf.F = np.array([[1.0, dt, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, dt], [0, 0, 0, 1.0]])
+        kf.Q = Q_discrete_white_noise(dim=2, dt=dt, var=self.settings.accel ** 2, block_size=2)
+        kf.predict()
+
+    def _distance(self, target: Target) -> float:
+        """Squared Mahalanobis distance of ``target`` from the prediction."""
+        kf = self.filter
+        r = self._noise(target) ** 2 * np.eye(2)
+        innovation = np.asarray(target.world[:2]) - kf.H @ kf.x
+        s = kf.H @ kf.P @ kf.H.T + r
+        return float(innovation @ np.linalg.solve(s, innovation))
+
+    def _measure(self, target: Target, t: float) -> None:
+        self.filter.update(np.asarray(target.world[:2]), R=self._noise(target) ** 2 * np.eye(2))
+        self._remember(target, t)
+
+    def _remember(self, target: Target, t: float) -> None:
+        self.height = float(target.world[2])
+        self.seen_time = t
+        if target.appearance is not None:
+            self.look = target.appearance if self.look is None else \
+                (1 - self.settings.learn) * self.look + self.settings.learn * target.appearance
+
+    def _alike(self, target: Target) -> float:
+        """Her look against the candidate's, 1 alike to 0; 1 when either is unknown."""
+        if self.look is None or target.appearance is None:
+            return 1.0
+        return similarity(self.look, target.appearance)
+
+    # ---- choosing ----
+    def choose(self, candidates: list[Target], t: float) -> Target | None:
+        """Which candidate is she, or None. Does not change the state."""
+        s = self.settings
+        if not candidates:
+            return None
+        if self.filter is None:        # the first sighting: the one the camera looks at
+            return min(candidates, key=lambda c: (c.off_centre, -c.pixels))
+        if t - self.seen_time <= s.coast:
+            need = s.alike if not self.seen else 0.0
+            costs = [(self._distance(c) + s.look * (1 - self._alike(c)), k)
+                     for k, c in enumerate(candidates)
+                     if self._distance(c) <= s.gate and self._alike(c) >= need]
+            return candidates[min(costs)[1]] if costs else None
+        looks = [(self._alike(c), k) for k, c in enumerate(candidates)]
+        best, k = max(looks)
+        return candidates[k] if best >= s.alike else None
+
+    def update(self, candidates: list[Target] | Target | None, t: float | None = None
+               ) -> FollowEvent | None:
+        """One processed frame's candidates (largest first; a single Target or None is one
+        or none), taken at ``t`` s (the frame's timestamp; now when None)."""
+        if candidates is None:
+            candidates = []
+        elif isinstance(candidates, Target):
+            candidates = [candidates]
+        t = time.monotonic() if t is None else float(t)
+        self._predict(t)
+        stale = t - self.seen_time > self.settings.coast
+        her = self.choose(candidates, t)
+        self.last_time = t
+        if her is not None:
+            if self.filter is None or stale:
+                self._start(her, t)
+            else:
+                self._measure(her, t)
+            self.seen, self.misses = True, 0
+            return Detected(her.world, her)
+        if not self.seen:
+            return None
+        self.misses += 1
+        if self.misses < self.lost_after:
+            return None
+        self.seen, self.misses = False, 0
+        return Lost()
+
+    def predicted(self) -> tuple[float, float, float] | None:
+        """Where the filter has her now (the last update's time), or None before a sighting."""
+        if self.filter is None:
+            return None
+        return float(self.filter.x[0]), float(self.filter.x[2]), self.height

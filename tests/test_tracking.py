@@ -1,0 +1,126 @@
+"""The hero tracker: motion gate, appearance, loss and re-acquisition, on made-up candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from followme.follower.appearance import describe, hsv, similarity
+from followme.follower.target import Target
+from followme.follower.tracking import Detected, HeroTracker, Lost, TrackSettings
+
+
+def look(top: tuple[int, int, int], bottom: tuple[int, int, int]) -> np.ndarray:
+    """The appearance vector of a person in a ``top`` shirt and ``bottom`` trousers."""
+    rgb = np.zeros((20, 10, 3), np.uint8)
+    rgb[:10], rgb[10:] = top, bottom
+    return describe(hsv(rgb), np.ones((20, 10), bool))
+
+
+HER = look((210, 25, 25), (150, 20, 25))
+OTHER = look((40, 90, 200), (60, 60, 60))
+
+
+def person(x: float, y: float, pixels: int = 300, appearance=HER, off_centre=0.1) -> Target:
+    return Target((x, y, 1.0), (80.0, 80.0), 5.0, pixels, off_centre, appearance)
+
+
+def walk(tracker: HeroTracker, start: float, until: float, dt: float = 0.2, speed: float = 1.2,
+         others=lambda t: []):
+    """She walks along +x from x = 0 at ``speed``; feeds frames from ``start`` to ``until``."""
+    events = []
+    for t in np.arange(start, until, dt):
+        candidates = sorted([person(speed * t, 0.0)] + others(t), key=lambda c: -c.pixels)
+        events.append(tracker.update(candidates, float(t)))  # largest first, as located
+    return events
+
+
+def test_appearance_tells_colours_apart_and_matches_itself():
+    assert similarity(HER, HER) == pytest.approx(1.0)
+    assert similarity(HER, OTHER) < 0.2
+    assert describe(hsv(np.zeros((4, 4, 3), np.uint8)), np.zeros((4, 4), bool)) is None
+
+
+def test_first_sighting_is_the_one_the_camera_looks_at():
+    tracker = HeroTracker()
+    event = tracker.update([person(5, 5, 900, off_centre=0.4), person(0, 0, 200)], 0.0)
+    assert event == Detected((0.0, 0.0, 1.0), person(0, 0, 200))
+
+
+def test_a_bigger_lookalike_off_her_motion_is_not_taken():
+    tracker = HeroTracker()
+    walk(tracker, 0.0, 4.0)
+    # a look-alike twice her size, 2.5 m to her side, walking beside her
+    events = walk(tracker, 4.0, 8.0, others=lambda t: [person(1.2 * t, 2.5, 900)])
+    assert all(isinstance(e, Detected) and abs(e.world[1]) < 0.1 for e in events)
+
+
+def test_crossing_lookalike_is_kept_apart_by_her_velocity():
+    """A look-alike walks towards her on the same line and passes her: the filter's velocity
+    keeps the right one after they meet."""
+    tracker = HeroTracker()
+    walk(tracker, 0.0, 4.0)
+
+    def oncoming(t):  # from x = 12 at t = 4, at 1.2 m/s the other way, 0.6 m to the side
+        return [person(12.0 - 1.2 * (t - 4.0), 0.6, 400)]
+
+    events = walk(tracker, 4.0, 12.0, others=oncoming)
+    assert all(abs(e.world[1]) < 0.1 for e in events if isinstance(e, Detected))
+    assert sum(isinstance(e, Detected) for e in events) >= len(events) - 2
+
+
+def test_lost_on_the_seventh_miss_then_taken_back_where_her_motion_puts_her():
+    tracker = HeroTracker()
+    walk(tracker, 0.0, 4.0)                       # at 1.2 m/s along +x, x = 4.8 at t = 4
+    misses = [tracker.update([], t) for t in np.arange(4.0, 6.0, 0.2)]
+    assert misses[:6] == [None] * 6 and misses[6] == Lost()
+    assert all(m is None for m in misses[7:])
+    # 3 s on she comes out near x = 1.2 * 7: a look-alike far off does not count, she does
+    event = tracker.update([person(-6.0, 0.0, 900), person(1.2 * 7.0, 0.2, 200)], 7.0)
+    assert isinstance(event, Detected) and event.world[0] == pytest.approx(8.4)
+
+
+def test_after_a_loss_someone_who_does_not_look_like_her_is_not_taken():
+    tracker = HeroTracker()
+    walk(tracker, 0.0, 4.0)
+    for t in np.arange(4.0, 5.6, 0.2):
+        tracker.update([], float(t))
+    assert tracker.update([person(1.2 * 5.6, 0.0, appearance=OTHER)], 5.6) is None
+    assert isinstance(tracker.update([person(1.2 * 5.8, 0.0)], 5.8), Detected)
+
+
+def test_after_the_coast_only_her_look_brings_her_back():
+    tracker = HeroTracker(settings=TrackSettings(coast=2.0))
+    walk(tracker, 0.0, 2.0)
+    for t in np.arange(2.0, 6.0, 0.2):
+        tracker.update([], float(t))
+    # 20 m away from any prediction: by look alone, the one dressed like her
+    event = tracker.update([person(30.0, 5.0, 900, appearance=OTHER),
+                            person(-20.0, 3.0, 100)], 6.0)
+    assert isinstance(event, Detected) and event.world[:2] == (-20.0, 3.0)
+    assert tracker.update([person(40.0, 0.0, appearance=OTHER)], 6.2) is None
+
+
+def test_she_runs_stops_and_turns_back_without_being_dropped():
+    tracker = HeroTracker()
+    x, t, events = 0.0, 0.0, []
+    for speed, seconds in ((1.2, 4.0), (3.0, 4.0), (0.0, 2.0), (-1.4, 4.0), (3.0, 3.0)):
+        for _ in range(int(round(seconds / 0.2))):
+            x += speed * 0.2
+            t += 0.2
+            events.append(tracker.update([person(x, 0.0)], t))
+    assert all(isinstance(e, Detected) for e in events)
+
+
+def test_timestamps_that_go_backwards_do_not_break_it():
+    tracker = HeroTracker()
+    assert isinstance(tracker.update([person(0, 0)], 10.0), Detected)
+    assert isinstance(tracker.update([person(0.1, 0)], 9.0), Detected)
+    assert tracker.predicted() is not None
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        TrackSettings(gate=0)
+    with pytest.raises(ValueError):
+        HeroTracker(lost_after=0)
