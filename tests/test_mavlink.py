@@ -383,3 +383,10 @@ def test_the_gimbal_flags_say_which_frame_its_yaw_is_in():
     bad._header = mavlink.MAVLink_header(bad.id, srcSystem=1)
     link.on_message(bad)
     assert link.rejected == {"GIMBAL_DEVICE_ATTITUDE_STATUS": 1}
+
+
+def test_bad_settings_name_their_flag():
+    with pytest.raises(ValueError, match="--grace -1: must be at least 0"):
+        CommanderSettings(grace=-1.0)
+    with pytest.raises(ValueError, match="--on-lost fly: choose hold, land or rtl"):
+        CommanderSettings(on_lost="fly")

@@ -81,9 +81,12 @@ class CommanderSettings:
             raise ValueError(f"--command {self.command}: choose follow-target or setpoints")
         if self.on_lost not in ("hold", "land", "rtl"):
             raise ValueError(f"--on-lost {self.on_lost}: choose hold, land or rtl")
-        if not (self.grace >= 0 and self.max_speed > 0 and self.max_range > 0
-                and self.fence_radius > 0 and self.distance >= 0):
-            raise ValueError("grace, distance >= 0; max speed, range and fence radius > 0")
+        for flag, value, least in (("--grace", self.grace, 0.0),
+                                   ("--distance", self.distance, 0.0)):
+            if not value >= least:
+                raise ValueError(f"{flag} {value:g}: must be at least {least:g}")
+        if not (self.max_speed > 0 and self.max_range > 0 and self.fence_radius > 0):
+            raise ValueError("max speed, range and fence radius must be positive")
 
 
 MAX_SPEED = 3.0  # m/s: she runs no faster (her estimated velocity is capped here)
