@@ -9,7 +9,7 @@ is downloaded, nothing is trained beforehand.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from matplotlib.colors import rgb_to_hsv
 
 HUES, SATURATIONS, GREYS = 12, 3, 4
 GREY_BELOW = 0.2       # saturation under which a pixel is binned by its brightness
@@ -17,8 +17,8 @@ HALF = HUES * SATURATIONS + GREYS
 
 
 def hsv(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W, 3) float HSV in [0, 1]."""
-    return np.asarray(Image.fromarray(rgb).convert("HSV"), np.float32) / 255.0
+    """(..., 3) uint8 RGB -> (..., 3) float HSV in [0, 1]."""
+    return rgb_to_hsv(np.asarray(rgb, np.float32) / 255.0)
 
 
 def _histogram(pixels: np.ndarray) -> np.ndarray:
@@ -34,15 +34,14 @@ def _histogram(pixels: np.ndarray) -> np.ndarray:
     return counts / max(counts.sum(), 1.0)
 
 
-def describe(image_hsv: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-    """Her vector (2 * HALF,) from the HSV image (H, W, 3) and her pixels (H, W) bool, or None
-    when she has too few pixels to say."""
-    rows, cols = np.nonzero(mask)
+def describe(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    """A person's vector (2 * HALF,) from their pixels' colours (N, 3) uint8 RGB and image rows
+    (N,), or None when they have too few pixels to say."""
     if len(rows) < 8:
         return None
     upper = rows < np.median(rows)
-    pixels = image_hsv[rows, cols]
-    return np.concatenate([_histogram(pixels[upper]), _histogram(pixels[~upper])])
+    colours = hsv(pixels)
+    return np.concatenate([_histogram(colours[upper]), _histogram(colours[~upper])])
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.cluster.vq import kmeans2
+from scipy.cluster.vq import kmeans2, vq
 
-from followme.follower.appearance import describe, hsv
+from followme.follower.appearance import describe
 from followme.follower.geometry import Camera, Pose
 
 
@@ -68,41 +68,39 @@ def spread(points: np.ndarray) -> float:
     return float((hi - lo).max())
 
 
-def apart_on_the_ground(her: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camera,
-                        least: int, one_person: float = 1.2, per_metre: float = 0.03
-                        ) -> list[np.ndarray]:
-    """One group's pixels (H, W) on the depth grid -> a person's pixels each. Placed in the world
-    by their depth, one person's pixels stand within about a metre on the ground (her body, and
-    the 0.39 m steps of QuadSim's 8-bit depth). A group that spreads wider than ``one_person`` m
-    plus ``per_metre`` of its depth (``spread``; a pixel covers more ground further off) is two
-    people side by side in the image, one behind the other: it is cut in
-    two by 2-means on the ground, and each part again, into parts of at least ``least``
-    pixels. Pixels without a depth go with no part."""
-    rows, cols = np.nonzero(her & np.isfinite(depth))
-    if len(rows) < 2 * least:
-        return [her]
-    ground = gimbal.to_world(camera.back_project(rows, cols, depth[rows, cols],
+def apart_on_the_ground(rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, gimbal: Pose,
+                        camera: Camera, least: int, one_person: float = 1.2,
+                        per_metre: float = 0.03, sample: int = 300) -> list[np.ndarray]:
+    """One group's pixels (rows, cols on the depth grid) -> the indices of each person's, into
+    rows and cols. Placed in the world by their depth, one person's pixels stand within about a
+    metre on the ground (her body, and the 0.39 m steps of QuadSim's 8-bit depth). A group that
+    spreads wider than ``one_person`` m plus ``per_metre`` of its depth (``spread``; a pixel
+    covers more ground further off) is people side by side in the image, one behind the other:
+    it is cut in two by 2-means on the ground (fitted on at most ``sample`` of its pixels), and
+    each part again, into parts of at least ``least`` pixels. When it is cut, pixels without a
+    depth go with no part."""
+    everyone = [np.arange(len(rows))]
+    values = depth[rows, cols]
+    valid = np.nonzero(np.isfinite(values))[0]
+    if len(valid) < 2 * least:
+        return everyone
+    ground = gimbal.to_world(camera.back_project(rows[valid], cols[valid], values[valid],
                                                  *depth.shape))[:, :2]
-    one_person += per_metre * float(np.median(depth[rows, cols]))
-    parts, todo = [], [np.arange(len(rows))]
+    one_person += per_metre * float(np.median(values[valid]))
+    parts, todo = [], [np.arange(len(valid))]
     while todo:
         idx = todo.pop()
+        few = idx[::max(1, len(idx) // sample)]
         if len(parts) + len(todo) < 4 and len(idx) >= 2 * least and \
-                spread(ground[idx]) > one_person:
-            _, side = kmeans2(ground[idx], 2, minit="++", seed=0)
+                spread(ground[few]) > one_person:
+            centres, _ = kmeans2(ground[few], 2, minit="++", seed=0)
+            side, _ = vq(ground[idx], centres)
             halves = [idx[side == k] for k in (0, 1)]
             if min(len(h) for h in halves) >= least:
                 todo += halves
                 continue
         parts.append(idx)
-    if len(parts) == 1:
-        return [her]
-    masks = []
-    for idx in parts:
-        part = np.zeros_like(her)
-        part[rows[idx], cols[idx]] = True
-        masks.append(part)
-    return masks
+    return everyone if len(parts) == 1 else [valid[idx] for idx in parts]
 
 
 def locate_people(mask: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camera,
@@ -116,24 +114,24 @@ def locate_people(mask: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Cam
 
     mask: (h, w) bool hero mask at the model's size. depth: (H, W) float metres with NaN where
     invalid (``Camera.depth_metres``), at the camera image's size. rgb: the camera image
-    (H, W, 3), to describe each one's appearance.
+    (H', W', 3), to describe each one's appearance.
     """
     if int(mask.sum()) <= min_pixels:
         return []
     h, w = mask.shape
     height, width = depth.shape
     scale = h * w / (height * width)    # mask pixels per depth pixel
-    image_hsv = hsv(rgb) if rgb is not None else None
     found = []
     for group in groups(mask, join):
-        her = onto_grid(group, height, width)
-        parts = apart_on_the_ground(her, depth, gimbal, camera,
-                                    max(1, int(part_share * her.sum())))
+        rows, cols = np.nonzero(onto_grid(group, height, width))
+        parts = apart_on_the_ground(rows, cols, depth, gimbal, camera,
+                                    max(1, int(part_share * len(rows))))
         for part in parts:
-            pixels = int(round(part.sum() * scale)) if len(parts) > 1 else int(group.sum())
+            pixels = int(round(len(part) * scale)) if len(parts) > 1 else int(group.sum())
             if found and pixels <= min_pixels:
                 continue
-            target = _place(part, pixels, depth, gimbal, camera, band, image_hsv, (h, w))
+            target = _place(rows[part], cols[part], pixels, depth, gimbal, camera, band, rgb,
+                            (h, w))
             if target is not None:
                 found.append(target)
     return sorted(found, key=lambda t: -t.pixels)
@@ -147,19 +145,19 @@ def locate_hero(mask: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camer
     return people[0] if people else None
 
 
-def _place(her: np.ndarray, pixels: int, depth: np.ndarray, gimbal: Pose, camera: Camera,
-           band: float, image_hsv: np.ndarray | None, mask_shape: tuple[int, int]
+def _place(rows: np.ndarray, cols: np.ndarray, pixels: int, depth: np.ndarray, gimbal: Pose,
+           camera: Camera, band: float, rgb: np.ndarray | None, mask_shape: tuple[int, int]
            ) -> Target | None:
-    """One person's pixels on the depth grid (H, W) -> their Target, or None without a valid
-    depth on them."""
+    """One person's pixels (rows, cols on the depth grid (H, W)) -> their Target, or None
+    without a valid depth on them."""
     h, w = mask_shape
     height, width = depth.shape
-    values = depth[her]
+    values = depth[rows, cols]
     if not np.isfinite(values).any():
         return None
     d = float(np.nanmedian(values))
-    rows, cols = np.nonzero(her & (np.abs(depth - d) <= band))
-    drow, dcol = float(rows.mean()), float(cols.mean())
+    near = np.abs(values - d) <= band
+    drow, dcol = float(rows[near].mean()), float(cols[near].mean())
     point = gimbal.to_world(camera.back_project(drow, dcol, d, height, width))
     if not np.all(np.isfinite(point)):
         return None
@@ -168,6 +166,8 @@ def _place(her: np.ndarray, pixels: int, depth: np.ndarray, gimbal: Pose, camera
     pixel = ((drow + 0.5) * h / height - 0.5, (dcol + 0.5) * w / width - 0.5)
     off_centre = float(np.hypot((drow + 0.5) / height - 0.5, (dcol + 0.5) / width - 0.5))
     look = None
-    if image_hsv is not None:
-        look = describe(image_hsv, onto_grid(her, *image_hsv.shape[:2]))
+    if rgb is not None:
+        r = (rows * rgb.shape[0]) // height
+        c = (cols * rgb.shape[1]) // width
+        look = describe(rgb[r, c], r)
     return Target(world, pixel, d, pixels, off_centre, look)
