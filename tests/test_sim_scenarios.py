@@ -40,7 +40,7 @@ def test_the_registry_lists_the_issue_s_scenarios():
 
 def test_under_a_covered_passage_she_is_out_of_sight_and_beyond_it_in_view():
     with world() as w:
-        passages = scenarios.covered_passages(w, np.random.default_rng(0), share=1.0)
+        passages = scenarios.covered_passages(w, np.random.default_rng(0), others=1.0)
         assert passages
         centre, along, length = max(passages, key=lambda q: q[2])
         assert scenarios.PASSAGE_LENGTH[0] <= length <= scenarios.PASSAGE_LENGTH[1]
@@ -52,6 +52,17 @@ def test_under_a_covered_passage_she_is_out_of_sight_and_beyond_it_in_view():
         w.hero.position = centre + along * (length / 2 + 3.0)
         w._dirty = True
         assert hero_pixels(w, [*(centre + along * (length / 2)), 3.0]) > 50
+
+
+def test_her_route_is_the_walk_she_will_take():
+    with world() as w:
+        route = scenarios.her_route(w, 6)
+        walked = [(w.hero.previous, w.hero.node)]
+        for _ in range(2000):
+            w.step(0.1)
+            if (w.hero.previous, w.hero.node) != walked[-1]:
+                walked.append((w.hero.previous, w.hero.node))
+        assert len(walked) >= 6 and walked[:6] == route
 
 
 def test_lookalikes_wear_her_colours_stay_other_people_and_keep_near_her():

@@ -8,6 +8,7 @@ from the loop's ``--seed``, so that each stays reproducible). Adding one is an e
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,18 +21,35 @@ from followme.sim.engine import pybullet as p
 from followme.sim.world import Gait, Lighting, World
 
 ROOF = 2.3                 # m: a covered passage's roof, over her head, under the quad
-PASSAGE_LENGTH = (2.5, 7.0)  # m along the path: 1 to 6 s out of sight at a walk
+PASSAGE_LENGTH = (2.0, 5.5)  # m along the path: 1 to 6 s out of sight at 0.9 to 1.5 m/s
 RUN_SPEED = 3.0            # m/s
 
 
-def covered_passages(world: World, rng: np.random.Generator, share: float = 0.3
+def her_route(world: World, edges: int) -> list[tuple[int, int]]:
+    """The first ``edges`` path segments the hero will walk, from the one she is on: her walk
+    replayed with a copy of her random stream (she is drawn to no one)."""
+    hero = world.hero
+    walker = copy.copy(hero)
+    walker.rng = copy.deepcopy(hero.rng)
+    route = [(hero.previous, hero.node)]
+    while len(route) < edges:
+        walker.previous, walker.node = walker.node, world._next_node(walker)
+        route.append((walker.previous, walker.node))
+    return route
+
+
+def covered_passages(world: World, rng: np.random.Generator, every: int = 4,
+                     others: float = 0.05, route: int = 24
                      ) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Arcades over ``share`` of the path segments: two walls and a roof at ``ROOF`` m, so that
-    from the quad's 2.5 to 3 m she vanishes under it and comes out at the far end. Returns each
-    one's (centre (2,), direction along the path (2,), length m)."""
+    """Arcades over every ``every``-th segment of her route (``her_route``) and ``others`` of
+    the rest: two walls and a roof at ``ROOF`` m, so that from the quad's 2.5 to 3 m she
+    vanishes under it and comes out at the far end. Returns each one's (centre (2,), direction
+    along the path (2,), length m)."""
+    hers = {tuple(sorted(e)) for k, e in enumerate(her_route(world, route))
+            if k % every == every - 1}
     built = []
     for a, b in world.edges:
-        if rng.random() >= share:
+        if (a, b) not in hers and (b, a) not in hers and rng.random() >= others:
             continue
         pa, pb = world.nodes[a], world.nodes[b]
         span = float(np.linalg.norm(pb - pa))
@@ -198,8 +216,8 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("park", "the park: paths, trees, buildings, a walking crowd and the hero in red"),
-    Scenario("occlusion", "covered passages over a third of the paths: she is out of sight "
-             "1 to 6 s under each", prepare=_occlusion),
+    Scenario("occlusion", "covered passages over every 4th segment of her route: she is out "
+             "of sight 1 to 6 s under each", prepare=_occlusion),
     Scenario("lookalikes", "3 to 5 people dressed as she is walk near her and cross her path",
              prepare=_lookalikes),
     Scenario("crossing", "a crowd of 45 or more, half of it drawn towards her, and one "
