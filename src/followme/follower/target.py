@@ -93,14 +93,28 @@ def apart_on_the_ground(rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, g
         few = idx[::max(1, len(idx) // sample)]
         if len(parts) + len(todo) < 4 and len(idx) >= 2 * least and \
                 spread(ground[few]) > one_person:
-            centres, _ = kmeans2(ground[few], 2, minit="++", seed=0)
-            side, _ = vq(ground[idx], centres)
-            halves = [idx[side == k] for k in (0, 1)]
-            if min(len(h) for h in halves) >= least:
+            halves = _halve(ground, idx, few, least)
+            if halves is not None:
                 todo += halves
                 continue
         parts.append(idx)
     return everyone if len(parts) == 1 else [valid[idx] for idx in parts]
+
+
+def _halve(ground: np.ndarray, idx: np.ndarray, few: np.ndarray, least: int,
+           tries: int = 3) -> list[np.ndarray] | None:
+    """The best of ``tries`` 2-means cuts of ``ground[idx]`` (fitted on ``ground[few]``) whose
+    halves both have ``least`` points, or None when none has: a stray point alone is no
+    person."""
+    best, best_cost = None, np.inf
+    for seed in range(tries):
+        centres, _ = kmeans2(ground[few], 2, minit="++", seed=seed)
+        side, distance = vq(ground[idx], centres)
+        halves = [idx[side == k] for k in (0, 1)]
+        cost = float(distance.sum())
+        if min(len(h) for h in halves) >= least and cost < best_cost:
+            best, best_cost = halves, cost
+    return best
 
 
 def locate_people(mask: np.ndarray, depth: np.ndarray, gimbal: Pose, camera: Camera,

@@ -58,7 +58,8 @@ class TrackSettings:
     coast: float = 8.0           # s the filter predicts her after her last detection
     look: float = 10.0           # gate units that a dissimilar look costs a candidate
     alike: float = 0.55          # the least similarity that re-acquires her
-    learn: float = 0.1           # how fast her look follows her crops
+    learn: float = 0.1           # how fast her look and size follow her crops
+    grown: float = 1.3           # a mask this many times her size lately is trusted less
 
     def __post_init__(self):
         if self.accel <= 0 or self.noise <= 0 or self.gate <= 0 or self.coast < 0 \
@@ -80,6 +81,7 @@ class HeroTracker:
         self.filter: KalmanFilter | None = None
         self.height = 0.0            # m, her last measured z: the filter is horizontal
         self.look: np.ndarray | None = None
+        self.size: float | None = None         # her pixels lately
         self.last_time: float | None = None   # the last update
         self.seen_time = -np.inf               # her last detection
         self.seen = False                      # since the last Lost
@@ -87,6 +89,7 @@ class HeroTracker:
 
     # ---- the filter ----
     def _start(self, target: Target, t: float) -> None:
+        self.size = None
         kf = KalmanFilter(dim_x=4, dim_z=2)     # state (x, vx, y, vy)
         kf.x = np.array([target.world[0], 0.0, target.world[1], 0.0])
         kf.H = np.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0]])
@@ -94,8 +97,13 @@ class HeroTracker:
         self.filter = kf
         self._remember(target, t)
 
-    def _noise(self, target: Target) -> float:
-        return self.settings.noise + self.settings.noise_per_m * max(target.depth, 0.0)
+    def _noise(self, target: Target, by_size: bool = False) -> float:
+        """A detection's horizontal error, m. ``by_size``: a mask much larger than she has been
+        lately likely holds someone else too, and moves the filter that much less."""
+        noise = self.settings.noise + self.settings.noise_per_m * max(target.depth, 0.0)
+        if by_size and self.size is not None:
+            noise *= max(1.0, target.pixels / (self.settings.grown * self.size))
+        return noise
 
     def _predict(self, t: float) -> None:
         dt = max(0.0, t - self.last_time) if self.last_time is not None else 0.0
@@ -115,12 +123,15 @@ class HeroTracker:
         return float(innovation @ np.linalg.solve(s, innovation))
 
     def _measure(self, target: Target, t: float) -> None:
-        self.filter.update(np.asarray(target.world[:2]), R=self._noise(target) ** 2 * np.eye(2))
+        self.filter.update(np.asarray(target.world[:2]),
+                           R=self._noise(target, by_size=True) ** 2 * np.eye(2))
         self._remember(target, t)
 
     def _remember(self, target: Target, t: float) -> None:
         self.height = float(target.world[2])
         self.seen_time = t
+        self.size = target.pixels if self.size is None else \
+            (1 - self.settings.learn) * self.size + self.settings.learn * target.pixels
         if target.appearance is not None:
             self.look = target.appearance if self.look is None else \
                 (1 - self.settings.learn) * self.look + self.settings.learn * target.appearance
