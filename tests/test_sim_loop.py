@@ -51,8 +51,8 @@ def test_oracle_closed_loop_keeps_the_hero_in_view_and_at_distance():
 
 @pytest.mark.slow
 def test_after_a_blackout_the_quad_searches_and_re_acquires_her():
-    """The camera sees nothing for 3 s from t = 10 s: object_lost, hold, search, and her again
-    within 5 s of the loss."""
+    """The camera sees nothing for 3 s from t = 10 s: object_lost, hold after her predicted
+    position, and her again within 5 s of the loss."""
     settings = LoopSettings(seconds=20.0, blackout=3.0, blackout_every=10.0, **SMALL)
     metrics = run_loop(settings, OracleSegmenter(), progress=False)
     s = metrics.summary()

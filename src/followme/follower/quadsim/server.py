@@ -67,8 +67,7 @@ from followme.follower.live import LiveFeed, add_routes
 from followme.follower.pipeline import FramePipeline, Segmenter
 from followme.follower.quadsim import protocol
 from followme.follower.quadsim.protocol import MalformedFrame, QuadSimEvents, SensorFrame
-from followme.follower.target import Target
-from followme.follower.tracking import Detected, HeroTracker, Lost
+from followme.follower.tracking import Detected, FollowEvent, HeroTracker, Lost
 from followme.follower.worker import FollowerStats, LatestFrameWorker
 
 log = logging.getLogger("followme.follower")
@@ -495,8 +494,13 @@ class FollowerServer:
                                                      f"{e!r} ({self.stats.errors} so far)")
             return
         self.stats.count("processed")
-        self._call_soon(self._deliver, sid, result.candidates, frame.timestamp, t0)
-        target = result.target
+        client = self.clients.get(sid)
+        if client is None:  # the client left while its frame was processed
+            return
+        # the tracker is the worker's alone: one frame at a time, in order
+        event = client[0].update(result.candidates, frame.timestamp)
+        self._call_soon(self._deliver, sid, event, t0)
+        target = event.target if isinstance(event, Detected) else None
         self.live.frame(result.rgb, result.mask, target.pixel if target else None)
         if self.viz is not None:
             self.viz.write(result.rgb, result.mask, target.pixel if target else None)
@@ -514,12 +518,11 @@ class FollowerServer:
 
     # --- events out (event loop) ---
 
-    def _deliver(self, sid: str, candidates: list[Target], taken: float, t0: float) -> None:
+    def _deliver(self, sid: str, event: FollowEvent | None, t0: float) -> None:
         client = self.clients.get(sid)
         if client is None:  # the client left while its frame was processed
             return
-        tracker, quadsim_events = client
-        event = tracker.update(candidates, taken)
+        quadsim_events = client[1]
         if isinstance(event, Detected):
             self.live.state = "detected"
         elif isinstance(event, Lost):
