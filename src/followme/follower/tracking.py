@@ -152,9 +152,11 @@ class HeroTracker:
             return min(candidates, key=lambda c: (c.off_centre, -c.pixels))
         if t - self.seen_time <= s.coast:
             need = s.alike if not self.seen else 0.0
-            costs = [(self._distance(c) + s.look * (1 - self._alike(c)), k)
-                     for k, c in enumerate(candidates)
-                     if self._distance(c) <= s.gate and self._alike(c) >= need]
+            costs = []
+            for k, c in enumerate(candidates):
+                distance, alike = self._distance(c), self._alike(c)
+                if distance <= s.gate and alike >= need:
+                    costs.append((distance + s.look * (1 - alike), k))
             return candidates[min(costs)[1]] if costs else None
         looks = [(self._alike(c), k) for k, c in enumerate(candidates)]
         best, k = max(looks)
