@@ -1,13 +1,13 @@
 """When the follower dies: how long the sim's PX4 / ArduPilot vehicle goes on following.
 
 For each autopilot and command, the closed loop runs over MAVLink (the oracle's masks, seed 0)
-for ``--follow`` simulated seconds; then the follower goes silent, as a killed process does,
-and the sim runs on. Printed per row: the vehicle's mode at the end, and the seconds from the
-follower's last message until the vehicle stopped following (its horizontal speed below
-0.3 m/s for good, or a mode that is not the follow mode). These are the autopilots' timeouts as
-``sim/vehicle.py`` models them from their code (PX4: target stale after 3 s, OFFBOARD lost after
-COM_OF_LOSS_T = 1 s; ArduPilot: FOLLOW hovers after 3 s, GUIDED holds its last position target),
-not a flight test.
+for ``--follow`` simulated seconds; then the follower is gone as a killed process is: its link
+closes (no HEARTBEAT, no command, nothing more on the wire), and the sim runs on. Printed per
+row: the vehicle's mode at the end, and the seconds from the follower's last message until the
+vehicle stopped following (its horizontal speed below 0.3 m/s for good, or a mode that is not
+the follow mode). These are the autopilots' timeouts as ``sim/vehicle.py`` models them from
+their code (PX4: target stale after 3 s, OFFBOARD lost after COM_OF_LOSS_T = 1 s; ArduPilot:
+FOLLOW hovers after 3 s, GUIDED holds its last position target), not a flight test.
 
     python bench/mavlink_loss.py [--follow 20] [--after 8]
 """
@@ -35,7 +35,8 @@ def silence(autopilot: str, command: str, follow_s: float, after_s: float) -> tu
         loop.vehicle = vehicle = stack.enter_context(contextlib.closing(
             sim_vehicle(loop.quad, mavlink)))
         link = MavlinkSimLink(oracle, vehicle, mavlink)
-        stack.callback(link.close)
+        killed = stack.enter_context(contextlib.ExitStack())
+        killed.callback(link.close)
         period = 1.0 / settings.camera_hz
         for _ in range(int(follow_s * settings.camera_hz)):
             vehicle.operator_selects(command)
@@ -43,6 +44,7 @@ def silence(autopilot: str, command: str, follow_s: float, after_s: float) -> tu
             oracle.expect(fields, frame.labels)
             loop.answer(frame, link.send(fields))
             loop.advance(period)
+        killed.close()  # the follower's process ends here
         silent_from = vehicle.time
         follow_mode = vehicle.autopilot.follow_mode[command]
         stopped_at = None

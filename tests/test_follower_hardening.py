@@ -76,7 +76,7 @@ class _Polling:
 # --- 11: the Host header (DNS rebinding) ---
 
 def test_host_names():
-    from followme.follower.quadsim.server import host_allowed, host_name
+    from followme.follower.hosts import host_allowed, host_name
 
     assert host_name("[::1]:4567") == "::1" and host_name("LocalHost.:80") == "localhost"
     assert host_name("127.0.0.1:4567") == "127.0.0.1" and host_name("::1") == "::1"
@@ -91,6 +91,19 @@ def test_host_names():
     assert host_allowed("quad.local", "0.0.0.0", ("quad.local:4567",))  # any port
     assert not host_allowed("evil.example", "0.0.0.0", ("quad.local",))
     assert host_allowed("anything.example", "0.0.0.0", ("*",))
+
+
+def test_an_origin_must_be_the_pages_own():
+    from followme.follower.hosts import origin_allowed, refusal
+    assert origin_allowed(None, "127.0.0.1:4567")            # not from a page
+    assert origin_allowed("http://127.0.0.1:4567", "127.0.0.1:4567")
+    assert not origin_allowed("http://127.0.0.1:8000", "127.0.0.1:4567")  # another port
+    assert not origin_allowed("https://evil.example", "127.0.0.1:4567")
+    assert not origin_allowed("null", "127.0.0.1:4567")
+    assert refusal("127.0.0.1:4567", "http://evil.example", "127.0.0.1") == "Origin not accepted"
+    assert refusal("evil.example", None, "127.0.0.1") == "Host not accepted"
+    assert refusal("127.0.0.1:4567", None, "127.0.0.1") is None
+    assert refusal("x.example", "http://y.example", "0.0.0.0", ("*",)) is None
 
 
 def test_a_foreign_host_header_is_refused(caplog):

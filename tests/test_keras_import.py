@@ -15,14 +15,6 @@ from followme.data.robond import find_pairs
 from followme.evaluation.evaluate import evaluate
 from followme.evaluation.score import SUBSETS
 from followme.keras_import.convert import KerasImportError, import_keras
-from followme.keras_import.graph import (
-    BatchNormalization,
-    Conv2D,
-    Conv2DTranspose,
-    KerasGraph,
-    SeparableConv2D,
-)
-from followme.keras_import.ops import resize_bilinear_tf1, same_padding
 from followme.keras_import.writer import (
     input_layer,
     keras_layer,
@@ -30,6 +22,14 @@ from followme.keras_import.writer import (
     save_model,
     save_network,
 )
+from followme.models.keras_graph import (
+    BatchNormalization,
+    Conv2D,
+    Conv2DTranspose,
+    KerasGraph,
+    SeparableConv2D,
+)
+from followme.models.keras_ops import resize_bilinear_tf1, same_padding
 
 REFERENCE = SHARED / "reference_model"
 

@@ -32,6 +32,21 @@ HERO = CAMERA.point_at(150, 110, 14.0)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def wait_for_state(server, state: str, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while requests.get(f"{server.url}/status.json", timeout=5).json()["state"] != state:
+        assert time.monotonic() < deadline, f"the page never said {state}"
+        time.sleep(0.02)
+
+
+def wait_for_processed(server, count: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while requests.get(f"{server.url}/status.json",
+                       timeout=5).json()["figures"]["processed"] < count:
+        assert time.monotonic() < deadline, f"{count} frames never processed"
+        time.sleep(0.02)
+
+
 def test_status_and_frame_follow_the_frames():
     with ServerThread(ColourSegmenter(160), FollowConfig(port=0)) as server:
         status = requests.get(f"{server.url}/status.json", timeout=5).json()
@@ -42,10 +57,7 @@ def test_status_and_frame_follow_the_frames():
         client = Collector(server.url)
         client.emit("sensor_frame", synthetic_frame(CAMERA, HERO))
         client.wait_for("object_detected")
-        deadline = time.monotonic() + 5
-        while requests.get(f"{server.url}/status.json", timeout=5).json()["state"] != "detected":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for_state(server, "detected")
         status = requests.get(f"{server.url}/status.json", timeout=5).json()
         assert status["figures"]["processed"] == 1 and status["figures"]["clients"] == 1
         assert status["latency_p50_ms"] > 0
@@ -55,11 +67,11 @@ def test_status_and_frame_follow_the_frames():
         assert image.shape == (256, 256, 3)
         row, col = 150, 110  # the hero, tinted blue with a white cross on her centroid
         assert image[row, col, 2] > image[row, col, 0] or image[row, col].min() > 200
-        for _ in range(8):  # misses: lost on the 7th
+        for k in range(7):  # misses, one processed at a time (the worker drops stale frames)
             client.emit("sensor_frame", synthetic_frame(CAMERA, None))
-        client.wait_for("object_lost")
-        time.sleep(0.1)
-        assert requests.get(f"{server.url}/status.json", timeout=5).json()["state"] == "lost"
+            wait_for_processed(server, 2 + k)
+        assert client.wait_for("object_lost")
+        wait_for_state(server, "lost")  # the page's status follows the event, not before it
         client.close()
 
 
@@ -69,6 +81,13 @@ def test_the_page_keeps_the_host_rule():
             r = requests.get(f"{server.url}{path}", headers={"Host": "rebind.evil.example"},
                              timeout=5)
             assert r.status_code == 403
+        port = server.url.rsplit(":", 1)[1]
+        foreign = requests.get(f"{server.url}/status.json", timeout=5,
+                               headers={"Origin": "http://evil.example"})
+        own = requests.get(f"{server.url}/status.json", timeout=5,
+                           headers={"Origin": f"http://127.0.0.1:{port}"})
+        assert foreign.status_code == 403 and "Origin" in foreign.text
+        assert own.status_code == 200
 
 
 def _chromium(url: str, *extra: str) -> subprocess.CompletedProcess:

@@ -278,6 +278,10 @@ def test_followme_follow_mavlink_from_a_video_streams_follow_target(tmp_path):
     vehicle.close()
     assert counts["frames"] == 30 and counts["detected"] >= 20
     sent = [json.loads(line) for line in (tmp_path / "sent.jsonl").read_text().splitlines()]
+    # every command is in the log, the link's own SET_MESSAGE_INTERVAL for the gimbal too
+    [interval] = [m for m in sent if m["msg"] == "command_long"]
+    assert (interval["command"], interval["param1"], interval["param2"]) == (511, 285, 1e5)
+    assert (interval["target_system"], interval["target_component"]) == (1, 1)
     targets = [m for m in sent if m["msg"] == "follow_target"]
     span = targets[-1]["t"] - targets[0]["t"]
     assert len(targets) >= 10 and (len(targets) - 1) / span >= 5.0  # 5 Hz or more
@@ -390,3 +394,175 @@ def test_bad_settings_name_their_flag():
         CommanderSettings(grace=-1.0)
     with pytest.raises(ValueError, match="--on-lost fly: choose hold, land or rtl"):
         CommanderSettings(on_lost="fly")
+
+
+# ---- --source ----
+
+def test_source_quadsim_is_the_default_and_refused_with_mavlink(capsys):
+    from followme.cli import build_parser, main
+    from followme.follower.sources import QUADSIM, FrameSource, SourceSpec, source_for
+
+    assert build_parser(["follow"]).parse_args(["follow"]).source == QUADSIM == "quadsim"
+    assert SourceSpec.parse("quadsim") == SourceSpec("quadsim", "")
+    assert source_for("quadsim", None).kind == "quadsim"
+    assert source_for("video:x.mp4", "udpout:127.0.0.1:14540") == SourceSpec("video", "x.mp4")
+    with pytest.raises(ValueError, match=r"^--source quadsim \(the default\) with --mavlink"):
+        source_for("quadsim", "udpout:127.0.0.1:14540")
+    with pytest.raises(ValueError, match=r"^--source camera:0: .*add --mavlink URL"):
+        source_for("camera:0", None)
+    with pytest.raises(ValueError, match="QuadSim's frames come over Socket.IO"):
+        FrameSource(SourceSpec.parse("quadsim"))
+    # on the command line: one line, exit 2, before any model loads
+    for argv, flag in ((["follow", "--mavlink", "udpout:127.0.0.1:14540"], "--source quadsim"),
+                       (["follow", "--source", "quadsim", "--mavlink", "udpin:0.0.0.0:14540"],
+                        "--source quadsim"),
+                       (["follow", "--source", "camera:0"], "--source camera:0")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"followme: error: {flag}") and err.count("\n") == 1, err
+
+
+# ---- ArduPilot: body frames in GUIDED, GLOBAL_POSITION_INT in FOLLOW ----
+
+def _ardupilot(params: dict | None = None, position=(10.0, -5.0, 6.0), yaw: float = 0.0):
+    """An ArduPilot SimVehicle on a free port of 127.0.0.1, and a function that makes a
+    pymavlink sender of a given system id to it."""
+    pytest.importorskip("pybullet")
+    from pymavlink import mavutil
+
+    from followme.sim.quad import Quad
+    from followme.sim.vehicle import SimVehicle, VehicleSettings
+
+    quad = Quad(position=np.array(position, float), yaw=yaw, gimbal_pitch=35.0)
+    vehicle = SimVehicle(quad, VehicleSettings("ardupilot", url="udpin:127.0.0.1:0",
+                                               params=params or {}))
+    port = vehicle.conn.port.getsockname()[1]
+
+    def sender(sysid: int):
+        return mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=sysid,
+                                          source_component=191, dialect="all")
+    return vehicle, sender
+
+
+def _arrive(vehicle, kind: str, n: int) -> None:
+    """Until the vehicle has handled ``n`` messages of ``kind`` (it does not move meanwhile)."""
+    deadline = time.monotonic() + 5.0
+    while vehicle.received.get(kind, 0) < n:
+        assert time.monotonic() < deadline, f"{kind} {n} did not arrive"
+        vehicle.pump()
+        time.sleep(0.002)
+
+
+def test_ardupilot_guided_takes_body_frames_turned_by_its_heading():
+    from followme.follower.mavlink.commander import POSITION_AND_YAW
+
+    # 10 m north, 5 m east, 6 m up, facing east (the sim's world yaw -90: y is west)
+    vehicle, sender = _ardupilot(yaw=-90.0)
+    companion = sender(245)
+    kind = "SET_POSITION_TARGET_LOCAL_NED"
+    sent = 0
+
+    def setpoint(frame: int, x: float, y: float, z: float, yaw: float = 0.0):
+        nonlocal sent
+        companion.mav.set_position_target_local_ned_send(0, 1, 1, frame, POSITION_AND_YAW,
+                                                         x, y, z, 0, 0, 0, 0, 0, 0, yaw, 0)
+        sent += 1
+        _arrive(vehicle, kind, sent)
+        return vehicle.setpoint
+
+    try:
+        assert setpoint(1, 1.0, 2.0, -3.0) is None  # LOITER: not taken (only in GUIDED)
+        vehicle.set_mode("GUIDED")
+        for frame in (8, 9):  # BODY_NED, BODY_OFFSET_NED: forward 4, right 2, up 1, from here
+            got = setpoint(frame, 4.0, 2.0, -1.0, yaw=0.5)
+            np.testing.assert_allclose(got.ned, [10.0 - 2.0, 5.0 + 4.0, -6.0 - 1.0], atol=1e-6)
+            assert got.yaw == pytest.approx(math.pi / 2 + 0.5)  # relative to its heading
+        got = setpoint(7, 1.0, 2.0, 0.0, yaw=0.3)  # LOCAL_OFFSET_NED: north-east, from here
+        np.testing.assert_allclose(got.ned, [11.0, 7.0, -6.0], atol=1e-6)
+        assert got.yaw == pytest.approx(0.3)
+        got = setpoint(1, 3.0, 4.0, -5.0)  # LOCAL_NED: where it says
+        np.testing.assert_allclose(got.ned, [3.0, 4.0, -5.0], atol=1e-6)
+        got = setpoint(6, 3.0, 4.0, -5.0)  # GLOBAL_RELATIVE_ALT_INT here: "input not valid"
+        np.testing.assert_allclose(got.ned, [10.0, 5.0, -6.0], atol=1e-6)  # stop where it is
+        assert got.yaw is None
+        setpoint(8, 4.0, 0.0, 0.0, yaw=math.pi / 2)  # 4 m ahead (east), then face south
+        for _ in range(160):  # 8 s
+            vehicle.step(0.05)
+        np.testing.assert_allclose(world_to_ned(vehicle.quad.position), [10.0, 9.0, -6.0],
+                                   atol=0.3)
+        assert abs((-vehicle.quad.yaw) % 360 - 180.0) < 3.0
+        vehicle.set_mode("LOITER")
+        vehicle.set_mode("GUIDED")  # entering GUIDED again: it holds, the old target is gone
+        assert vehicle.setpoint is None
+    finally:
+        companion.close()
+        vehicle.close()
+
+
+def test_ardupilot_follow_takes_global_position_int_from_foll_sysid():
+    from followme.sim.vehicle import HOME
+
+    vehicle, sender = _ardupilot({"FOLL_ENABLE": 1.0, "FOLL_SYSID": 7.0})
+    lead, other = sender(7), sender(8)
+    lat, lon = offset_to_global(HOME[0], HOME[1], 20.0, 5.0)
+    kind, sent = "GLOBAL_POSITION_INT", 0
+
+    def position(conn, alt_mm: int = 490_000, relative_mm: int = 3000, hdg: int = 9000,
+                 la: float = lat, lo: float = lon, vn: int = 100):
+        nonlocal sent
+        conn.mav.global_position_int_send(1000, round(la * 1e7), round(lo * 1e7), alt_mm,
+                                          relative_mm, vn, 0, 0, hdg)
+        sent += 1
+        _arrive(vehicle, kind, sent)
+        return vehicle.target
+
+    try:
+        assert position(other) is None  # not FOLL_SYSID
+        got = position(lead)  # FOLL_ALT_TYPE 1 (default): her height above home
+        np.testing.assert_allclose(got.ned, [20.0, 5.0, -3.0], atol=0.01)
+        np.testing.assert_allclose(got.velocity, [1.0, 0.0, 0.0])  # cm/s
+        assert got.yaw == pytest.approx(math.pi / 2)  # hdg in cdeg
+        assert position(lead, hdg=65535).yaw is None  # heading unknown
+        vehicle.params["FOLL_ALT_TYPE"] = 0.0  # AMSL
+        assert position(lead).ned[2] == pytest.approx(HOME[2] - 490.0)
+        vehicle.params["FOLL_ALT_TYPE"] = 1.0
+        vehicle.target = None
+        assert position(lead, la=0.0, lo=0.0) is None  # lat and lon 0: no fix yet
+        vehicle.params["FOLL_ENABLE"] = 0.0
+        vehicle.target = None
+        assert position(lead) is None  # AP_Follow takes nothing while disabled
+        vehicle.params["FOLL_ENABLE"] = 1.0
+        # FOLLOW after her: she walks north at 1 m/s; the offset is where it was at the first fix
+        vehicle.set_mode("FOLLOW")
+        start = world_to_ned(vehicle.quad.position)
+        for k in range(80):  # 8 s at 10 Hz
+            la, _ = offset_to_global(HOME[0], HOME[1], 20.0 + 0.1 * k, 5.0)
+            position(lead, la=la)
+            vehicle.step(0.1)
+        moved = world_to_ned(vehicle.quad.position) - start
+        assert 6.0 < moved[0] < 9.0 and abs(moved[1]) < 0.5, moved
+    finally:
+        lead.close()
+        other.close()
+        vehicle.close()
+
+
+def test_px4_takes_no_global_position_int_as_a_target():
+    pytest.importorskip("pybullet")
+    from pymavlink import mavutil
+
+    from followme.sim.quad import Quad
+    from followme.sim.vehicle import SimVehicle, VehicleSettings
+
+    vehicle = SimVehicle(Quad(position=np.array([0.0, 0.0, 6.0])),
+                         VehicleSettings("px4", url="udpin:127.0.0.1:0"))
+    port = vehicle.conn.port.getsockname()[1]
+    lead = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=7,
+                                      dialect="all")
+    try:
+        lead.mav.global_position_int_send(1000, 473980000, 85460000, 490000, 2000, 0, 0, 0, 0)
+        _arrive(vehicle, "GLOBAL_POSITION_INT", 1)
+        assert vehicle.target is None
+    finally:
+        lead.close()
+        vehicle.close()

@@ -328,3 +328,207 @@ def test_an_unknown_command_is_acked_unsupported(client):
     assert acks[0].get_srcSystem() == 1
     with run.lock:
         assert (MAV_CMD_USER_1, 3) in run.vehicle.acks
+
+
+def test_param_value_carries_its_type_count_and_index(client):
+    from followme.sim.vehicle import MAV_PARAM_TYPE_REAL32, PARAMS
+
+    run, conn = client
+    defaults = PARAMS[run.vehicle.autopilot.name]
+    names = list(defaults)
+    conn.mav.param_request_list_send(1, 1)
+    listed = _receive(conn, 1.0, "PARAM_VALUE")
+    assert [m.param_id for m in listed] == names  # each once, in its index order
+    assert [m.param_index for m in listed] == list(range(len(names)))
+    assert {m.param_count for m in listed} == {len(names)}
+    assert {m.param_type for m in listed} == {MAV_PARAM_TYPE_REAL32} == {9}  # every one a float
+    assert [m.param_value for m in listed] == [defaults[n] for n in names]
+    assert {(m.get_srcSystem(), m.get_srcComponent()) for m in listed} == {(1, 1)}
+    conn.mav.param_request_read_send(1, 1, b"", 2)  # by index
+    [by_index] = _receive(conn, 0.5, "PARAM_VALUE")
+    assert (by_index.param_id, by_index.param_index) == (names[2], 2)
+    conn.mav.param_request_read_send(1, 1, names[1].encode(), -1)  # by name
+    [by_name] = _receive(conn, 0.5, "PARAM_VALUE")
+    assert (by_name.param_id, by_name.param_index) == (names[1], 1)
+    conn.mav.param_set_send(1, 1, names[0].encode(), 12.5, MAV_PARAM_TYPE_REAL32)
+    [echo] = _receive(conn, 0.5, "PARAM_VALUE")  # a set is answered with the new value
+    assert (echo.param_id, echo.param_value, echo.param_index) == (names[0], 12.5, 0)
+    assert echo.param_count == len(names)
+
+
+def test_autopilot_version_says_its_protocol_capabilities(client):
+    from pymavlink.dialects.v20 import all as mavlink
+
+    run, conn = client
+    for command, param1 in ((512, 148.0), (520, 1.0)):  # REQUEST_MESSAGE 148; the old way
+        conn.mav.command_long_send(1, 1, command, 0, param1, 0, 0, 0, 0, 0, 0)
+        got = _receive(conn, 1.0, ["COMMAND_ACK", "AUTOPILOT_VERSION"])
+        assert [m.get_type() for m in got] == ["COMMAND_ACK", "AUTOPILOT_VERSION"], command
+        assert (got[0].command, got[0].result) == (command, 0)  # ACCEPTED, then the answer
+        version = got[1]
+        caps = version.capabilities
+        assert caps == (mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT
+                        | mavlink.MAV_PROTOCOL_CAPABILITY_COMMAND_INT
+                        | mavlink.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_LOCAL_NED
+                        | mavlink.MAV_PROTOCOL_CAPABILITY_MAVLINK2) == 2 | 8 | 128 | 8192
+        assert not caps & (mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_FLOAT
+                           | mavlink.MAV_PROTOCOL_CAPABILITY_MISSION_INT
+                           | mavlink.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_GLOBAL_INT)
+        assert version.uid == 1 and version.get_srcSystem() == 1
+
+
+# ---- 4. the follower's messages, field by field, at a bare pymavlink socket ----
+
+def test_the_followers_messages_on_the_wire(tmp_path):
+    """The follower's link and commander against a plain pymavlink socket playing a PX4
+    vehicle of system 7: every field the vehicle reads, as it arrives, and the command log."""
+    import json
+
+    from pymavlink import mavutil
+
+    from follower_helpers import ColourSegmenter
+    from followme.follower.mavlink.autopilots import PX4
+    from followme.follower.mavlink.commander import (
+        POSITION_AND_YAW,
+        CommanderSettings,
+        FollowCommander,
+    )
+    from followme.follower.mavlink.follower import MavlinkFollower
+    from followme.follower.mavlink.frames import global_to_offset, ned_to_world
+    from followme.follower.mavlink.link import COMPANION_COMPID, COMPANION_SYSID, MavlinkLink
+    from followme.follower.tracking import Detected
+
+    port = _free_udp_port()
+    vehicle = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=7,
+                                         source_component=1, dialect="all")
+    log = tmp_path / "sent.jsonl"
+    link = MavlinkLink(f"udpout:127.0.0.1:{port}", PX4, log)
+    lat0, lon0 = 47.3977, 8.5456
+    companion = (COMPANION_SYSID, COMPANION_COMPID)
+
+    def speak(mode: str) -> None:
+        """The vehicle's HEARTBEAT and telemetry: 6 m over its origin, 494 m AMSL, north."""
+        vehicle.mav.heartbeat_send(2, 12, 1 | 128, PX4.modes[mode], 4)
+        vehicle.mav.local_position_ned_send(1000, 0.0, 0.0, -6.0, 0.0, 0.0, 0.0)
+        vehicle.mav.global_position_int_send(1000, round(lat0 * 1e7), round(lon0 * 1e7),
+                                             494_000, 6000, 0, 0, 0, 0)
+        vehicle.mav.attitude_send(1000, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def sees_her(follower: MavlinkFollower, north: float, answer: str):
+        """The follower sees her ``north`` m north of the origin; the message it sends."""
+        follower.commander.on_event(Detected(tuple(ned_to_world([north, 0.0, 0.0]))),
+                                    follower.clock())
+        follower.tick()
+        return vehicle.recv_match(type=answer, blocking=True, timeout=5.0)
+
+    try:
+        hb = vehicle.recv_match(type="HEARTBEAT", blocking=True, timeout=5.0)
+        assert hb is not None and (hb.get_srcSystem(), hb.get_srcComponent()) == companion
+        assert (hb.type, hb.autopilot, hb.system_status) == (18, 8, 4)  # onboard, no autopilot
+        speak("OFFBOARD")
+        # the vehicle is heard: the gimbal's attitude asked for at 10 Hz, addressed to it
+        ask = vehicle.recv_match(type="COMMAND_LONG", blocking=True, timeout=5.0)
+        assert ask is not None and (ask.get_srcSystem(), ask.get_srcComponent()) == companion
+        assert (ask.target_system, ask.target_component) == (7, 1)
+        assert (ask.command, ask.param1, ask.param2) == (511, 285.0, 100_000.0)
+        assert wait_until(lambda: link.state.lat is not None and link.state.attitude is not None
+                          and link.state.position is not None, 5.0)
+
+        # setpoints: LOCAL_NED, position and yaw only, 5 m short of her and 4 m above her
+        follower = MavlinkFollower(ColourSegmenter(160), link,
+                                   FollowCommander(CommanderSettings("px4", "setpoints")))
+        sp = sees_her(follower, 10.0, "SET_POSITION_TARGET_LOCAL_NED")
+        assert sp is not None and (sp.get_srcSystem(), sp.get_srcComponent()) == companion
+        assert (sp.target_system, sp.target_component) == (7, 1)
+        assert sp.coordinate_frame == mavutil.mavlink.MAV_FRAME_LOCAL_NED == 1
+        assert sp.type_mask == POSITION_AND_YAW == 2552
+        assert sp.type_mask & (1 | 2 | 4 | 1024) == 0  # x, y, z and yaw are used
+        assert sp.type_mask & (8 | 16 | 32) == 56 and sp.type_mask & (64 | 128 | 256) == 448
+        assert sp.type_mask & 2048  # yaw rate ignored
+        np.testing.assert_allclose([sp.x, sp.y, sp.z, sp.yaw], [5.0, 0.0, -4.0, 0.0], atol=1e-5)
+
+        # FOLLOW_TARGET: her lat/lon from the vehicle's own fix, alt AMSL, capability bits
+        speak("AUTO.FOLLOW_TARGET")
+        assert wait_until(lambda: link.state.custom_mode == PX4.modes["AUTO.FOLLOW_TARGET"], 5.0)
+        follower = MavlinkFollower(ColourSegmenter(160), link,
+                                   FollowCommander(CommanderSettings("px4", "follow-target")))
+        first = sees_her(follower, 10.0, "FOLLOW_TARGET")
+        assert first is not None and (first.get_srcSystem(), first.get_srcComponent()) == companion
+        assert first.est_capabilities == 1 | 8  # POS and ATT: no velocity from one detection
+        north, east = global_to_offset(lat0, lon0, first.lat / 1e7, first.lon / 1e7)
+        assert abs(north - 10.0) < 0.02 and abs(east) < 0.02
+        assert first.alt == pytest.approx(494.0 - 6.0)  # she stands at the origin's height
+        assert list(first.vel) == [0.0, 0.0, 0.0]
+        time.sleep(0.2)
+        second = sees_her(follower, 10.2, "FOLLOW_TARGET")
+        assert second.est_capabilities == 1 | 2 | 8  # and VEL, from the second
+        assert second.vel[0] > 0.1 and abs(second.vel[1]) < 1e-6
+    finally:
+        link.close()
+        vehicle.close()
+    sent = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [m["msg"] for m in sent] == ["command_long", "set_position_target_local_ned",
+                                        "follow_target", "follow_target"]
+    assert sent[0]["command"] == 511 and sent[1]["type_mask"] == 2552
+
+
+# ---- 5. followme sim vehicle ----
+
+@pytest.mark.parametrize("autopilot", ["px4", "ardupilot"])
+def test_followme_sim_vehicle_speaks_as_its_autopilot_on_its_url(autopilot, tmp_path):
+    """The verb in a process of its own: PX4 listening (a client speaks first), ArduPilot
+    sending, as its SITL's MAVProxy does; a pymavlink client hears its HEARTBEAT."""
+    import signal
+
+    from pymavlink import mavutil
+
+    pytest.importorskip("pybullet", reason="the sim package needs pybullet")
+    port = _free_udp_port()
+    listens = autopilot == "px4"
+    url = f"udpin:127.0.0.1:{port}" if listens else f"udpout:127.0.0.1:{port}"
+    client = mavutil.mavlink_connection(
+        f"udpout:127.0.0.1:{port}" if listens else f"udpin:127.0.0.1:{port}",
+        source_system=COMPANION, source_component=191, dialect="all")
+    proc = subprocess.Popen([sys.executable, "-m", "followme", "sim", "vehicle", "--autopilot",
+                             autopilot, "--url", url, "--people", "0", "--seconds", "90"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        hb, deadline = None, time.monotonic() + 60.0  # imports and the world first
+        while hb is None and time.monotonic() < deadline and proc.poll() is None:
+            if listens:
+                client.mav.heartbeat_send(18, 8, 0, 0, 4)
+            hb = client.recv_match(type="HEARTBEAT", blocking=True, timeout=0.5)
+        assert hb is not None, "no HEARTBEAT from followme sim vehicle"
+        assert hb.autopilot == {"px4": 12, "ardupilot": 3}[autopilot]
+        assert (hb.type, hb.get_srcSystem(), hb.get_srcComponent()) == (2, 1, 1)
+        assert hb.custom_mode == {"px4": (4 << 16) | (3 << 24), "ardupilot": 5}[autopilot]
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        client.close()
+    assert proc.returncode == 0, output[-2000:]
+    follower = f"udpout:127.0.0.1:{port}" if listens else f"udpin:0.0.0.0:{port}"
+    said = [line for line in output.splitlines() if line.startswith("sim vehicle:")]
+    assert f"{'listening on' if listens else 'talking to'} {url}" in said[0]
+    assert f"followme follow --mavlink {follower} --autopilot {autopilot}" in said[0]
+    assert said[-1].startswith("sim vehicle: stopped after"), output[-2000:]
+    assert "Traceback" not in output
+
+
+def test_followme_sim_vehicle_errors_name_the_flag(capsys):
+    pytest.importorskip("pybullet", reason="the sim package needs pybullet")
+    from followme.cli import main
+
+    for argv, start in ((["--url", "bogus"], "--url bogus: give udpout:HOST:PORT"),
+                        (["--param", "FOLL_ENABLE=1"], "--param FOLL_ENABLE=1: px4's follow "
+                                                       "parameters are FLW_TGT_DST"),
+                        (["--autopilot", "ardupilot", "--param", "FOLL_ENABLE=yes"],
+                         "--param FOLL_ENABLE=yes: give NAME=NUMBER"),
+                        (["--people", "-1"], "--people -1: must be 0 or more")):
+        assert main(["sim", "vehicle", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"followme: error: {start}") and err.count("\n") == 1, err

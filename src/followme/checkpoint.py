@@ -1,9 +1,9 @@
 """Self-describing checkpoints: every command rebuilds the model from the file alone.
 
-A checkpoint is a plain dict: its architecture (``arch``: a key of ``ARCHS``), the model's name
-and config, the image size and the input normalisation, the weights, and for training also the
-optimizer, the position in training and the history. Files written before the ``arch`` key
-are read as "keras" when their config holds a Keras graph, else as "fcn".
+A checkpoint is a plain dict: its architecture (``arch``: a key of ``models.ARCHS``), the
+model's name and config, the image size and the input normalisation, the weights, and for
+training also the optimizer, the position in training and the history. Files written before
+the ``arch`` key are read as "keras" when their config holds a Keras graph, else as "fcn".
 
 Checkpoints are read with ``weights_only=True`` only, and everything they carry is checked
 before a model is built, so a damaged, foreign or hostile file ends in one ValueError that
@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from followme.atomic import write_atomic
-from followme.keras_import.graph import build_keras, check_keras_config
-from followme.models import build_fcn, check_fcn_config
+from followme.models import ARCHS
 
 FORMAT = "followme-checkpoint-1"
 # Pixels scale to [-1, 1] as the course did: (x / 255 - 0.5) * 2 == x * scale + offset.
@@ -35,8 +34,6 @@ SIM_MODEL = Path(__file__).parent / "assets" / "sim_model.pt"  # fine-tuned on o
 __all__ = ["LoadedModel", "load_checkpoint", "read_checkpoint", "save_checkpoint",
            "NORMALIZATION", "SHIPPED_MODEL", "SIM_MODEL"]
 REQUIRED_KEYS = ("model_name", "model_config", "image_size", "normalization", "model")
-# arch -> (check(model_config, image_size), build(model_config) -> nn.Module)
-ARCHS = {"fcn": (check_fcn_config, build_fcn), "keras": (check_keras_config, build_keras)}
 
 
 def checkpoint_arch(ckpt: dict) -> str:

@@ -48,6 +48,8 @@ VERBS = (
     Verb(("sim", "serve"), "followme.sim.commands",
          "be QuadSim: stream sim frames to a follower", "add_serve_arguments", "run_serve"),
     Verb(("sim", "scenarios"), "followme.sim.scenarios", "list the closed-loop scenarios"),
+    Verb(("sim", "vehicle"), "followme.sim.vehicle_cmd",
+         "be a PX4 or ArduPilot vehicle on a MAVLink URL, in real time, until Ctrl-C"),
     Verb(("demo",), "followme.demo", "record sim data, fine-tune, score, follow: the whole job"),
 )
 GROUPS = {"data": "check or prepare RoboND data", "model": "inspect architectures",

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 from datetime import datetime
@@ -21,24 +22,27 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", metavar="DIR",
-                   help="each run writes DIR/<date-time>/ (default runs/demo)")
-    p.add_argument("--train-frames", type=int, default=600, metavar="N",
-                   help="sim frames to fine-tune on (600)")
-    p.add_argument("--grade-frames", type=int, default=300, metavar="N",
-                   help="sim frames recorded for the held-out grading split (300)")
-    p.add_argument("--train-minutes", type=float, default=3.0, metavar="M",
-                   help="minutes of fine-tuning, 0 to skip (3)")
-    p.add_argument("--loop-minutes", type=float, default=1.0, metavar="M",
-                   help="simulated minutes of closed-loop following (1)")
-    p.add_argument("--people", type=int, default=20, help="people besides the hero (20)")
-    p.add_argument("--seed", type=int, default=0)
+    d = {name: param.default for name, param in inspect.signature(demo).parameters.items()}
+    p.add_argument("--out", default=d["out"], metavar="DIR",
+                   help=f"each run writes DIR/<date-time>/ (default {d['out']})")
+    p.add_argument("--train-frames", type=int, default=d["train_frames"], metavar="N",
+                   help=f"sim frames to fine-tune on ({d['train_frames']})")
+    p.add_argument("--grade-frames", type=int, default=d["grade_frames"], metavar="N",
+                   help=f"sim frames recorded for the held-out grading split "
+                        f"({d['grade_frames']})")
+    p.add_argument("--train-minutes", type=float, default=d["train_minutes"], metavar="M",
+                   help=f"minutes of fine-tuning, 0 to skip ({d['train_minutes']:g})")
+    p.add_argument("--loop-minutes", type=float, default=d["loop_minutes"], metavar="M",
+                   help=f"simulated minutes of closed-loop following ({d['loop_minutes']:g})")
+    p.add_argument("--people", type=int, default=d["people"],
+                   help=f"people besides the hero ({d['people']})")
+    p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle's loop")
-    p.add_argument("--view", type=int, default=0, metavar="PORT",
+    p.add_argument("--view", type=int, default=d["view"], metavar="PORT",
                    help="the live page's port while it flies (default 0: any free one; its "
                         "address is printed)")
-    p.add_argument("--video", default="follow.mp4", metavar="NAME",
-                   help="video file name, .mp4 or .gif (follow.mp4)")
+    p.add_argument("--video", default=d["video"], metavar="NAME",
+                   help=f"video file name, .mp4 or .gif ({d['video']})")
 
 
 class _Steps:

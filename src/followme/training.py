@@ -34,7 +34,13 @@ from followme.data.cache import load_folders
 from followme.evaluation.grading import load_grading_set, score_labels
 from followme.evaluation.score import final_score
 from followme.labels import HERO
-from followme.models import DEFAULT_MODEL, MAX_IMAGE_SIZE, create_model, model_config
+from followme.models import (
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_MODEL,
+    MAX_IMAGE_SIZE,
+    create_model,
+    model_config,
+)
 from followme.segment.frames import batched_logits, to_png_probabilities
 
 log = logging.getLogger(__name__)
@@ -55,7 +61,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     dice_weight: float = 1.0  # soft-dice loss on the hero, added to cross-entropy
     far_hero_weight: float = 3.0  # extra sampling weight of images with a small hero
-    image_size: int = 160
+    image_size: int = DEFAULT_IMAGE_SIZE
     seed: int = 0
     threads: int | None = None
     device: str | None = None

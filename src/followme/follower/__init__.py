@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from followme.follower.config import FollowConfig
     from followme.follower.geometry import DEPTH_KINDS, PIXEL_AXES
     from followme.follower.mavlink.commander import CommanderSettings, add_command_arguments
+    from followme.follower.sources import CAMERA_SOURCES, QUADSIM
 
     d, c = FollowConfig(), CommanderSettings()
 
@@ -60,9 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--mavlink", metavar="URL",
                    help="the vehicle's MAVLink: udpout:127.0.0.1:14540, udpin:0.0.0.0:14550, "
                         "tcp:HOST:PORT or serial:/dev/ttyACM0:921600")
-    m.add_argument("--source", metavar="SRC",
-                   help="with --mavlink: camera:N, video:PATH or rtsp://... (frames without "
-                        "depth: she is ranged by the ground under her feet)")
+    m.add_argument("--source", default=QUADSIM, metavar="SRC",
+                   help=f"where frames come from: {QUADSIM} (the default: QuadSim's Socket.IO, "
+                        f"not with --mavlink), or with --mavlink {CAMERA_SOURCES} (frames "
+                        "without depth: she is ranged by the ground under her feet)")
     add_command_arguments(m)
     m.add_argument("--distance", type=float, default=c.distance, metavar="M",
                    help=f"setpoints: metres kept from her (default {c.distance:g})")
@@ -120,18 +122,17 @@ def run(a: argparse.Namespace) -> int:
     """Load the model and serve until Ctrl-C."""
     import logging
 
+    from followme.follower.sources import source_for
+
+    config = config_from_args(a)
+    source = source_for(a.source, a.mavlink)  # checked before the model loads
+
     from followme.follower.quadsim.server import serve
     from followme.segment.segmenter import load_segmenter
 
-    config = config_from_args(a)
-    if a.source and not a.mavlink:
-        raise ValueError("--source gives frames to the MAVLink follower: add --mavlink URL "
-                         "(QuadSim sends its own frames)")
-    if a.mavlink and not a.source:
-        raise ValueError("--mavlink needs --source camera:N, video:PATH or rtsp://...")
     segmenter = load_segmenter(a.model)
     if a.mavlink:
-        return _run_mavlink(a, segmenter, config)
+        return _run_mavlink(a, segmenter, config, source)
     logging.getLogger("followme.follower").info(
         "follower: model %s at %d px", a.model or "shipped", segmenter.size)
     try:
@@ -141,17 +142,17 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
-def _run_mavlink(a: argparse.Namespace, segmenter, config) -> int:
+def _run_mavlink(a: argparse.Namespace, segmenter, config, spec) -> int:
     import logging
 
     from followme.follower.mavlink.commander import CommanderSettings
     from followme.follower.mavlink.run import follow_mavlink
-    from followme.follower.sources import FrameSource, SourceSpec
+    from followme.follower.sources import FrameSource
 
     settings = CommanderSettings(a.autopilot, a.command, on_lost=a.on_lost, grace=a.grace,
                                  distance=a.distance, height=a.height, max_speed=a.max_speed,
                                  max_range=a.max_range, fence_radius=a.fence)
-    source = FrameSource(SourceSpec.parse(a.source))
+    source = FrameSource(spec)
     logging.getLogger("followme.follower").info(
         "follower: %s -> MAVLink %s (%s, %s); it never arms or takes off, and commands only "
         "in %s; every message sent is in %s", a.source, a.mavlink, a.autopilot, a.command,

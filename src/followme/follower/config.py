@@ -23,5 +23,5 @@ class FollowConfig:
     viz: Path | None = None  # write the overlay PNG here
     record: Path | None = None  # record frames and predictions here (RoboND layout)
     log_every: float = 10.0  # seconds between stats lines
-    # Host header names accepted besides loopback and ``host`` ("*": any), see host_allowed
+    # Host header names accepted besides loopback and ``host`` ("*": any), see hosts.host_allowed
     allow_hosts: tuple[str, ...] = ()

@@ -23,6 +23,7 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
+from followme.follower.hosts import refusal
 from followme.follower.viz import mask_overlay
 
 PAGE = Path(__file__).with_name("assets") / "live.html"
@@ -142,12 +143,11 @@ class LiveServer:
         self._thread.join(10)
 
     def _run(self) -> None:
-        from followme.follower.quadsim.server import host_allowed
-
         @web.middleware
         async def guard(request: web.Request, handler):
-            if not host_allowed(request.headers.get("Host"), self.host):
-                return web.Response(status=403, text="Host not accepted\n")
+            why = refusal(request.headers.get("Host"), request.headers.get("Origin"), self.host)
+            if why is not None:
+                return web.Response(status=403, text=why + "\n")
             return await handler(request)
 
         async def main() -> None:

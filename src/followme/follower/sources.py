@@ -1,6 +1,10 @@
-"""Where camera frames come from when QuadSim does not send them: ``--source camera:N``
-(a V4L2/USB camera), ``video:PATH`` (a file, played at its own frame rate) or an
+"""Where camera frames come from: ``--source quadsim`` (the default: QuadSim sends them over
+Socket.IO with its quad's pose, and the follower answers QuadSim), or, for the MAVLink follower,
+``camera:N`` (a V4L2/USB camera), ``video:PATH`` (a file, played at its own frame rate) or an
 ``rtsp://``/``http://`` stream, read with OpenCV (the headless wheel).
+
+``--source quadsim`` with ``--mavlink`` is refused: QuadSim's frames come from QuadSim's own quad,
+which QuadSim flies, so there is no camera on the MAVLink vehicle to place her with.
 
 A source yields RGB frames (H, W, 3) uint8 with the time they were taken; frames come without
 depth, so the follower ranges her by the ground (``ranging.py``).
@@ -15,21 +19,40 @@ from dataclasses import dataclass
 
 import numpy as np
 
+QUADSIM = "quadsim"
+CAMERA_SOURCES = "camera:N, video:PATH or rtsp://..."
+
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # camera, video, stream
+    kind: str  # quadsim, camera, video, stream
     target: str | int
 
     @classmethod
     def parse(cls, text: str) -> SourceSpec:
+        if text == QUADSIM:
+            return cls(QUADSIM, "")
         if text.startswith("camera:") and text[len("camera:"):].isdigit():
             return cls("camera", int(text[len("camera:"):]))
         if text.startswith("video:") and len(text) > len("video:"):
             return cls("video", text[len("video:"):])
         if text.startswith(("rtsp://", "rtsps://", "http://", "https://")):
             return cls("stream", text)
-        raise ValueError(f"--source {text}: give camera:N, video:PATH or rtsp://...")
+        raise ValueError(f"--source {text}: give {QUADSIM}, {CAMERA_SOURCES}")
+
+
+def source_for(source: str, mavlink: str | None) -> SourceSpec:
+    """The ``followme follow`` source, checked against the transport: QuadSim's frames go with
+    QuadSim's Socket.IO, a camera's with ``--mavlink``."""
+    spec = SourceSpec.parse(source)
+    if mavlink and spec.kind == QUADSIM:
+        raise ValueError(f"--source {QUADSIM} (the default) with --mavlink: QuadSim's frames "
+                         "come from QuadSim's own quad; give the vehicle's camera as "
+                         f"--source {CAMERA_SOURCES}")
+    if not mavlink and spec.kind != QUADSIM:
+        raise ValueError(f"--source {source}: frames for the MAVLink follower; add --mavlink URL "
+                         f"(without it, QuadSim sends its own frames: --source {QUADSIM})")
+    return spec
 
 
 class FrameSource:
@@ -37,6 +60,9 @@ class FrameSource:
     unless ``realtime`` is False (tests, benchmarks)."""
 
     def __init__(self, spec: SourceSpec, realtime: bool = True):
+        if spec.kind == QUADSIM:
+            raise ValueError(f"--source {QUADSIM}: QuadSim's frames come over Socket.IO, not "
+                             "from OpenCV")
         try:
             import cv2
         except ModuleNotFoundError as e:

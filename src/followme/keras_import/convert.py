@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from followme.keras_import.graph import (
+from followme.models.keras_graph import (
     MAX_LAYERS,
     MAX_PARAMS,
     KerasGraph,

@@ -1,10 +1,26 @@
-"""A registry of segmentation architectures behind one call: ``create_model(name, **overrides)``."""
+"""A registry of segmentation architectures behind one call: ``create_model(name, **overrides)``.
+
+  fcn.py          the FCN family (``MODELS`` names its members)
+  keras_graph.py  a module built from a Keras 2 model config (``followme import-keras``)
+  keras_ops.py    TensorFlow's "same" padding and TF1 bilinear resizing
+  sizes.py        the input sizes every model accepts
+
+``ARCHS`` maps a checkpoint's ``arch`` to how its config is checked and its module built: a new
+family is a module here and one entry there.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
 from followme.models.fcn import FCN, FCNConfig
+from followme.models.keras_graph import build_keras, check_keras_config
+from followme.models.sizes import (
+    DEFAULT_IMAGE_SIZE,
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
+    check_image_size,
+)
 
 MODELS: dict[str, FCNConfig] = {
     # The course's seed network, as its notebook printed it.
@@ -53,9 +69,6 @@ def build_fcn(config: dict) -> nn.Module:
     return FCN(FCNConfig(**config))
 
 
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # pixels a side, for every model
-
-
 def check_fcn_config(config: dict, image_size: int | None = None) -> None:
     """Refuse an FCN config that cannot be built or is too big (ValueError saying why), and,
     given the checkpoint's ``image_size``, an input size the model cannot take."""
@@ -76,11 +89,9 @@ def check_fcn_config(config: dict, image_size: int | None = None) -> None:
                          f"{len(fcn.encoder)} encoder stages need")
 
 
-def check_image_size(name: str, size, low: int) -> None:
-    if not (isinstance(size, int) and not isinstance(size, bool)
-            and low <= size <= MAX_IMAGE_SIZE):
-        raise ValueError(f"{name} = {size!r:.40}: want an int in {low}..{MAX_IMAGE_SIZE}")
+# arch -> (check(model_config, image_size), build(model_config) -> nn.Module)
+ARCHS = {"fcn": (check_fcn_config, build_fcn), "keras": (check_keras_config, build_keras)}
 
-
-__all__ = ["MODELS", "DEFAULT_MODEL", "FCN", "FCNConfig", "create_model", "model_config",
-           "build_fcn", "check_fcn_config", "check_image_size"]
+__all__ = ["ARCHS", "MODELS", "DEFAULT_MODEL", "FCN", "FCNConfig", "create_model",
+           "model_config", "build_fcn", "check_fcn_config", "check_image_size",
+           "MIN_IMAGE_SIZE", "MAX_IMAGE_SIZE", "DEFAULT_IMAGE_SIZE"]

@@ -6,10 +6,10 @@ import argparse
 
 import torch
 
-from followme.models import MODELS, create_model
+from followme.models import DEFAULT_IMAGE_SIZE, MODELS, create_model
 
 
-def summary(name: str, image_size: int = 160) -> str:
+def summary(name: str, image_size: int = DEFAULT_IMAGE_SIZE) -> str:
     model = create_model(name).eval()
     with torch.no_grad():
         features = model.features(torch.zeros(1, 3, image_size, image_size))
@@ -25,7 +25,7 @@ def summary(name: str, image_size: int = 160) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``followme model summary NAME``."""
     p.add_argument("name", choices=sorted(MODELS))
-    p.add_argument("--image-size", type=int, default=160)
+    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
 
 
 def run(a: argparse.Namespace) -> int:

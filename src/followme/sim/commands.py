@@ -48,13 +48,15 @@ def _add_run_arguments(p: argparse.ArgumentParser, out: str) -> None:
 
 def add_follow_arguments(p: argparse.ArgumentParser) -> None:
     """``followme sim follow``."""
+    from followme.sim.loop import LINKS
+
     p.add_argument("--model", metavar="CKPT",
                    help="checkpoint or .onnx (default: the shipped sim model, else the shipped "
                         "model)")
     p.add_argument("--oracle", action="store_true",
                    help="the true hero labels in place of a model (the geometry and the "
                         "controller alone)")
-    p.add_argument("--link", choices=("inprocess", "socketio", "mavlink"), default="inprocess",
+    p.add_argument("--link", choices=LINKS, default=LINKS[0],
                    help="the follower in process (default); as its Socket.IO server on "
                         "127.0.0.1 with the sim as its QuadSim client; or over MAVLink to the "
                         "quad as a PX4 or ArduPilot vehicle on 127.0.0.1")
@@ -73,10 +75,16 @@ def add_follow_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """``followme sim serve``."""
-    p.add_argument("--host", default="127.0.0.1", help="the follower's address (127.0.0.1)")
-    p.add_argument("--port", type=int, default=4567, help="the follower's port (4567)")
-    p.add_argument("--wait", type=float, default=300.0, metavar="S",
-                   help="seconds to keep dialling a follower that is not up (300)")
+    import inspect
+
+    from followme.follower.config import FollowConfig
+    from followme.sim.serve import serve_sim
+
+    f, wait = FollowConfig(), inspect.signature(serve_sim).parameters["wait"].default
+    p.add_argument("--host", default=f.host, help=f"the follower's address ({f.host})")
+    p.add_argument("--port", type=int, default=f.port, help=f"the follower's port ({f.port})")
+    p.add_argument("--wait", type=float, default=wait, metavar="S",
+                   help=f"seconds to keep dialling a follower that is not up ({wait:g})")
     _add_run_arguments(p, "runs/sim_serve")
 
 

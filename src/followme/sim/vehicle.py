@@ -16,15 +16,23 @@ modes do (read from their code):
   (``FLW_TGT_ALT_M`` 0); horizontal moves only within 3 m of that height; facing her; the gimbal
   pitched at her, its yaw the vehicle's. It uses FOLLOW_TARGET's lat, lon, alt and velocity from
   any sender; after 3 s without one the target is frozen where it was and kept at that offset.
-- ArduPilot FOLLOW (AP_Follow): refused unless ``FOLL_ENABLE`` is 1; FOLLOW_TARGET only from
-  ``FOLL_SYSID`` (0: the first system that sends one, never its own), its velocity only with
-  est_capabilities bit 1; the target plus ``FOLL_OFS_X/Y/Z`` (NED), taken from where the vehicle
-  is at the first fix if all zero; facing her (``FOLL_YAW_BEHAVE`` 1); the mount on her with
-  ``FOLL_OPTIONS`` bit 0; hovering after 3 s without the target or beyond ``FOLL_DIST_MAX``.
-- PX4 OFFBOARD / ArduPilot GUIDED: SET_POSITION_TARGET_LOCAL_NED positions (LOCAL_NED; ArduPilot
-  also LOCAL_OFFSET_NED) and yaw. PX4 refuses OFFBOARD (TEMPORARILY_REJECTED) without a setpoint
-  in the last ``COM_OF_LOSS_T`` s, and falls back to POSCTL (``COM_OBL_RC_ACT`` 0) when they stop
-  for that long; ArduPilot keeps its last position target (no timeout for positions).
+- ArduPilot FOLLOW (AP_Follow): refused unless ``FOLL_ENABLE`` is 1 (and nothing is taken
+  while it is 0); FOLLOW_TARGET or GLOBAL_POSITION_INT, only from ``FOLL_SYSID`` (0: the first
+  system that sends one, never its own); FOLLOW_TARGET's position only with est_capabilities
+  bit 0, its velocity only with bit 1; GLOBAL_POSITION_INT's height above home
+  (``FOLL_ALT_TYPE`` 1) or AMSL (0), its velocity, and its heading unless over 36000 cdeg; the
+  target plus ``FOLL_OFS_X/Y/Z`` (NED), taken from where the vehicle is at the first fix if all
+  zero; facing her (``FOLL_YAW_BEHAVE`` 1); the mount on her with ``FOLL_OPTIONS`` bit 0;
+  hovering after 3 s without the target or beyond ``FOLL_DIST_MAX``.
+- PX4 OFFBOARD / ArduPilot GUIDED: SET_POSITION_TARGET_LOCAL_NED positions and yaw. PX4: LOCAL_NED
+  only, taken in any mode (OFFBOARD needs them first); it refuses OFFBOARD
+  (TEMPORARILY_REJECTED) without a setpoint in the last ``COM_OF_LOSS_T`` s, and falls back to
+  POSCTL (``COM_OBL_RC_ACT`` 0) when they stop for that long. ArduPilot
+  (GCS_MAVLINK_Copter::handle_message_set_position_target_local_ned): only in GUIDED, which
+  starts holding where it is; LOCAL_NED, LOCAL_OFFSET_NED (from where the vehicle is), BODY_NED
+  and BODY_OFFSET_NED (both: forward-right-down turned by the vehicle's yaw, from where it is,
+  the yaw relative to its heading); any other frame stops it where it is; it keeps its last
+  position target (no timeout for positions).
 - hold modes (AUTO.LOITER, POSCTL, LOITER, BRAKE): where the mode began; LAND: straight down,
   then disarmed; RTL: home at the current height, then LAND.
 
@@ -75,6 +83,10 @@ SENSORS = 1 | 2 | 4 | 8 | 32
 MAV_LANDED_STATE_ON_GROUND, MAV_LANDED_STATE_IN_AIR = 1, 2
 GIMBAL_YAW_IN_VEHICLE_FRAME, GIMBAL_YAW_IN_EARTH_FRAME = 32, 64
 MAV_FRAME_LOCAL_NED, MAV_FRAME_LOCAL_OFFSET_NED = 1, 7
+MAV_FRAME_BODY_NED, MAV_FRAME_BODY_OFFSET_NED = 8, 9
+BODY_FRAMES = (MAV_FRAME_BODY_NED, MAV_FRAME_BODY_OFFSET_NED)
+ARDUPILOT_FRAMES = (MAV_FRAME_LOCAL_NED, MAV_FRAME_LOCAL_OFFSET_NED, *BODY_FRAMES)
+HEADING_MAX = 36000  # cdeg: a GLOBAL_POSITION_INT.hdg above it (65535) says unknown
 MAV_PARAM_TYPE_REAL32 = 9
 TELEMETRY_HZ = {
     "px4": {"HEARTBEAT": 1.0, "ATTITUDE": 20.0, "LOCAL_POSITION_NED": 30.0,
@@ -153,6 +165,8 @@ class SimVehicle:
             raise ValueError(f"{mode}: not a {self.autopilot.name} mode")
         if mode != self.mode:
             self.log.append(f"{self.time:.1f} s: {self.mode} -> {mode} ({why})")
+            if mode == "GUIDED":  # ArduPilot's GUIDED starts where it is, not at an old target
+                self.setpoint = None
         self.mode = mode
         self.hold_at = self.quad.position.copy()
         self.offset = None
@@ -206,16 +220,20 @@ class SimVehicle:
         north, east = global_to_offset(HOME[0], HOME[1], lat_e7 / 1e7, lon_e7 / 1e7)
         return np.array([north, east, HOME[2] - alt])
 
+    def _from_follow_target(self, sysid: int) -> bool:
+        """Whether ArduPilot's AP_Follow takes a target message from ``sysid``: FOLL_ENABLE set,
+        not its own, and FOLL_SYSID's (0: the first system to send one)."""
+        if not self.params["FOLL_ENABLE"] or sysid == self.settings.sysid:
+            return False
+        wanted = int(self.params["FOLL_SYSID"])
+        if wanted == 0 and self.target_sysid is None:
+            self.target_sysid = sysid
+        return sysid == (wanted or self.target_sysid)
+
     def _on_follow_target(self, msg) -> None:
-        sysid = msg.get_srcSystem()
         velocity = np.array(msg.vel, float)
         if self.autopilot.name == "ardupilot":
-            wanted = int(self.params["FOLL_SYSID"])
-            if sysid == self.settings.sysid or not msg.est_capabilities & 1:
-                return
-            if wanted == 0 and self.target_sysid is None:
-                self.target_sysid = sysid
-            if sysid != (wanted or self.target_sysid):
+            if not msg.est_capabilities & 1 or not self._from_follow_target(msg.get_srcSystem()):
                 return
             if not msg.est_capabilities & 2:
                 velocity = np.zeros(3)
@@ -223,15 +241,46 @@ class SimVehicle:
         self.target = _Received(self._ned_of(msg.lat, msg.lon, msg.alt), heading, velocity,
                                 self.time)
 
+    def _on_global_position_int(self, msg) -> None:
+        """ArduPilot's FOLLOW also follows another system's GLOBAL_POSITION_INT (PX4 does not)."""
+        if self.autopilot.name != "ardupilot" or (msg.lat == 0 and msg.lon == 0) or \
+                not self._from_follow_target(msg.get_srcSystem()):
+            return
+        ned = self._ned_of(msg.lat, msg.lon, msg.alt / 1000)
+        if self.params["FOLL_ALT_TYPE"] == 1:  # her height above home, not above the sea
+            ned[2] = -msg.relative_alt / 1000
+        heading = math.radians(msg.hdg / 100) if msg.hdg <= HEADING_MAX else None
+        velocity = np.array([msg.vx, msg.vy, msg.vz], float) / 100
+        self.target = _Received(ned, heading, velocity, self.time)
+
     def _on_set_position_target_local_ned(self, msg) -> None:
-        frames = (MAV_FRAME_LOCAL_NED,) if self.autopilot.name == "px4" else \
-            (MAV_FRAME_LOCAL_NED, MAV_FRAME_LOCAL_OFFSET_NED)
-        if msg.coordinate_frame not in frames or msg.type_mask & 0b111:  # with a position
+        if self.autopilot.name == "ardupilot":
+            self._ardupilot_setpoint(msg)
+            return
+        if msg.coordinate_frame != MAV_FRAME_LOCAL_NED or msg.type_mask & 0b111:  # a position
+            return
+        yaw = None if msg.type_mask & 1024 else float(msg.yaw)
+        self.setpoint = _Received(np.array([msg.x, msg.y, msg.z]), yaw, np.zeros(3), self.time)
+
+    def _ardupilot_setpoint(self, msg) -> None:
+        """GUIDED's position target: local, from here, or forward-right-down from here."""
+        if self.mode != "GUIDED":
+            return
+        here = world_to_ned(self.quad.position)
+        if msg.coordinate_frame not in ARDUPILOT_FRAMES:
+            self.setpoint = _Received(here, None, np.zeros(3), self.time)  # "input not valid"
+            return
+        if msg.type_mask & 0b111:  # no position: velocities and accelerations are not flown
             return
         ned = np.array([msg.x, msg.y, msg.z])
-        if msg.coordinate_frame == MAV_FRAME_LOCAL_OFFSET_NED:
-            ned = ned + world_to_ned(self.quad.position)
         yaw = None if msg.type_mask & 1024 else float(msg.yaw)
+        if msg.coordinate_frame in BODY_FRAMES:
+            heading = -math.radians(self.quad.yaw)
+            c, s = math.cos(heading), math.sin(heading)
+            ned[:2] = c * ned[0] - s * ned[1], s * ned[0] + c * ned[1]
+            yaw = None if yaw is None else heading + yaw
+        if msg.coordinate_frame != MAV_FRAME_LOCAL_NED:
+            ned = ned + here
         self.setpoint = _Received(ned, yaw, np.zeros(3), self.time)
 
     def _on_command_long(self, msg) -> None:

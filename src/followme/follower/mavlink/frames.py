@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from followme.follower.geometry import Pose
+from followme.follower.geometry import Pose, rotation_rpy
 
 EARTH_RADIUS = 6_378_137.0  # m, WGS-84 equatorial: flat-earth offsets over a few hundred metres
 
@@ -74,11 +74,7 @@ def global_to_offset(lat0: float, lon0: float, lat: float, lon: float) -> tuple[
 
 def euler_to_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """(roll, pitch, yaw) radians, ZYX, FRD body -> NED: Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
-    cr, sr, cp, sp = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    return (np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
-            @ np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-            @ np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]]))
+    return rotation_rpy(math.degrees(roll), math.degrees(pitch), math.degrees(yaw))
 
 
 def matrix_to_euler(r: np.ndarray) -> tuple[float, float, float]:

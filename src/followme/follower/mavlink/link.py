@@ -97,12 +97,12 @@ class MavlinkLink:
 
     def send(self, messages: list[Message], notes: list[str] | None = None) -> None:
         for name, fields in messages:
-            with self._lock:
+            with self._lock:  # the stream and the reader (SET_MESSAGE_INTERVAL) both send
                 getattr(self.conn.mav, f"{name}_send")(**fields)
                 self.sent[name] = self.sent.get(name, 0) + 1
-            if self._log is not None:
-                self._log.write(json.dumps({"t": round(time.time(), 3), "msg": name,
-                                            **fields}) + "\n")
+                if self._log is not None:
+                    self._log.write(json.dumps({"t": round(time.time(), 3), "msg": name,
+                                                **fields}) + "\n")
             if name == "command_long":
                 log.info("mavlink: sent COMMAND_LONG %d (%s)", fields["command"],
                          ", ".join(f"{fields[f'param{i}']:g}" for i in range(1, 4)))
@@ -116,10 +116,11 @@ class MavlinkLink:
     def _request_rates(self, sysid: int, compid: int) -> None:
         """Ask for the camera's attitude at ``GIMBAL_HZ``: PX4's onboard link sends it at 1 Hz,
         too slow to place her while the gimbal moves."""
-        with self._lock:
-            self.conn.mav.command_long_send(sysid, compid, MAV_CMD_SET_MESSAGE_INTERVAL, 0,
-                                            GIMBAL_DEVICE_ATTITUDE_STATUS_ID, 1e6 / GIMBAL_HZ,
-                                            0, 0, 0, 0, 0)
+        self.send([("command_long", dict(
+            target_system=sysid, target_component=compid, command=MAV_CMD_SET_MESSAGE_INTERVAL,
+            confirmation=0, param1=float(GIMBAL_DEVICE_ATTITUDE_STATUS_ID),
+            param2=1e6 / GIMBAL_HZ, param3=0.0, param4=0.0, param5=0.0, param6=0.0,
+            param7=0.0))])
 
     def _heartbeats(self) -> None:
         while True:

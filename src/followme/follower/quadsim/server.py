@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import logging
 import threading
 import time
@@ -63,6 +62,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 from followme.follower.config import FollowConfig
+from followme.follower.hosts import host_name, is_loopback, refusal
 from followme.follower.live import LiveFeed, add_routes
 from followme.follower.pipeline import FramePipeline, Segmenter
 from followme.follower.quadsim import protocol
@@ -253,41 +253,6 @@ def _translate_request(request: web.Request, on_junk: Junk) -> dict:
     return environ
 
 
-def host_name(header: str) -> str:
-    """A Host header's name, lower case, without port, brackets or a final dot:
-    ``"[::1]:4567"`` -> ``"::1"``, ``"LocalHost:80"`` -> ``"localhost"``."""
-    h = header.strip().lower()
-    if h.startswith("["):
-        end = h.find("]")
-        h = h[1:end] if end > 0 else h
-    elif h.count(":") == 1:  # name:port; more colons is a bare IPv6 address
-        h = h.partition(":")[0]
-    return h.rstrip(".")
-
-
-def is_loopback(name: str) -> bool:
-    if name == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return ip.is_loopback or bool(mapped and mapped.is_loopback)
-
-
-def host_allowed(header: str | None, bound: str, allow: tuple[str, ...] = ()) -> bool:
-    """Whether a request's Host header names this follower: a loopback name or address, the
-    address listened on (``bound``), or one of ``allow`` (names, any port; "*": any Host).
-    Refusing other names keeps web pages out through DNS rebinding."""
-    if "*" in allow:
-        return True
-    if not header:
-        return False
-    name = host_name(header)
-    return is_loopback(name) or name == host_name(bound) or name in {host_name(a) for a in allow}
-
-
 @web.middleware
 async def _quadsim_handshake(request: web.Request, handler):
     """QuadSim's client asks for EIO=4 in its WebSocket URL but speaks Engine.IO 3."""
@@ -444,12 +409,13 @@ class FollowerServer:
         """HTTP 403 for a Host that is not this follower; 413 for a body over the HTTP limit
         (a long-polling POST), at once: Engine.IO's own refusal waited for its queue to drain,
         and the client timed out first. None: serve the request."""
-        host = request.headers.get("Host")
-        if not host_allowed(host, self.config.host, self.config.allow_hosts):
+        host, origin = request.headers.get("Host"), request.headers.get("Origin")
+        why = refusal(host, origin, self.config.host, self.config.allow_hosts)
+        if why is not None:
             self._warn("host", f"follower: refused a request for Host {_shorten(host or '', 80)!r} "
-                               f"from {request.remote}: not a name of this machine "
-                               "(--allow-host NAME accepts it)")
-            return web.Response(status=403, text="Host not accepted\n")
+                               f"(Origin {_shorten(origin or '-', 80)!r}) from {request.remote}: "
+                               f"{why} (--allow-host NAME accepts a name of this machine)")
+            return web.Response(status=403, text=why + "\n")
         length = request.content_length
         if length is not None and length > self.hard_cap:
             n = self.stats.bad("oversize")

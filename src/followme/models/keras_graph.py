@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from followme.keras_import.ops import pad_same, resize_bilinear_tf1
-from followme.models import MAX_IMAGE_SIZE, check_image_size
+from followme.models.keras_ops import pad_same, resize_bilinear_tf1
+from followme.models.sizes import MAX_IMAGE_SIZE, check_image_size
 
 
 class KerasImportError(ValueError):
