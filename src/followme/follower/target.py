@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.cluster.vq import kmeans2, vq
 
-from followme.follower.appearance import features
+from followme.follower.appearance import describe
 from followme.follower.geometry import Camera, Pose
 
 
@@ -35,7 +35,7 @@ class Target:
     depth: float  # metres, her median
     pixels: int  # hero pixels in the mask
     off_centre: float = 0.0  # her pixel's distance from the image centre, in image sizes
-    appearance: np.ndarray | None = field(default=None, compare=False)  # appearance.features
+    appearance: np.ndarray | None = field(default=None, compare=False)  # appearance.describe
 
 
 def onto_grid(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -183,5 +183,5 @@ def _place(rows: np.ndarray, cols: np.ndarray, pixels: int, depth: np.ndarray, g
     if rgb is not None:
         r = (rows * rgb.shape[0]) // height
         c = (cols * rgb.shape[1]) // width
-        look = features(rgb[r, c], r)
+        look = describe(rgb[r, c], r)
     return Target(world, pixel, d, pixels, off_centre, look)
