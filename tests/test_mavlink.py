@@ -1,13 +1,17 @@
 """The MAVLink transport: frames, the commander's rules, and the sim's vehicle over UDP."""
 
+import contextlib
 import json
+import logging
 import math
 import socket
 import time
+import urllib.request
 
 import numpy as np
 import pytest
 
+from followme.follower.config import FollowConfig
 from followme.follower.mavlink.autopilots import ARDUPILOT, PX4
 from followme.follower.mavlink.commander import (
     POSITION_AND_YAW,
@@ -226,10 +230,10 @@ def test_follow_target_over_the_wire_flies_the_vehicle_after_her(vehicle_and_lin
     assert link.sent.get("follow_target", 0) == 150
 
 
-def test_followme_follow_mavlink_from_a_video_streams_follow_target(tmp_path):
+def test_followme_follow_mavlink_from_a_video_streams_follow_target(tmp_path, caplog):
     """A video of a hero standing 9 m ahead of a hovering PX4 vehicle: the follower ranges her
     by the ground (no depth), and FOLLOW_TARGET reaches the vehicle at 5 Hz or more, where
-    she stands."""
+    she stands. The live page shows her detected while it runs."""
     pytest.importorskip("pybullet")
     cv2 = pytest.importorskip("cv2")
     import threading
@@ -266,17 +270,39 @@ def test_followme_follow_mavlink_from_a_video_streams_follow_target(tmp_path):
 
     flying = threading.Thread(target=fly, daemon=True)
     flying.start()
+    page: dict = {}
+
+    def look():  # the live page, from the URL the follower logs
+        while not stop.is_set() and "status" not in page:
+            urls = [r.getMessage().split()[-1] for r in caplog.records
+                    if "live page is on" in r.getMessage()]
+            if urls:
+                with contextlib.suppress(OSError):
+                    status = json.loads(urllib.request.urlopen(urls[0] + "status.json",
+                                                               timeout=2).read())
+                    if status["state"] == "detected":
+                        page["status"] = status
+                        page["jpeg"] = urllib.request.urlopen(urls[0] + "frame.jpg",
+                                                              timeout=2).read()
+            time.sleep(0.05)
+
+    looking = threading.Thread(target=look, daemon=True)
+    looking.start()
     from follower_helpers import ColourSegmenter
 
+    caplog.set_level(logging.INFO, logger="followme.follower.mavlink")
     start = time.monotonic()
     counts = follow_mavlink(ColourSegmenter(160), FrameSource(SourceSpec.parse(f"video:{video}")),
                             f"udpout:127.0.0.1:{port}", CommanderSettings("px4"),
-                            command_log=tmp_path / "sent.jsonl")
+                            FollowConfig(port=0), command_log=tmp_path / "sent.jsonl")
     seconds = time.monotonic() - start
     stop.set()
     flying.join(2.0)
+    looking.join(2.0)
     vehicle.close()
     assert counts["frames"] == 30 and counts["detected"] >= 20
+    assert page["status"]["title"] == "followme follow --mavlink"
+    assert page["status"]["figures"]["detected"] >= 1 and page["jpeg"][:2] == b"\xff\xd8"
     sent = [json.loads(line) for line in (tmp_path / "sent.jsonl").read_text().splitlines()]
     # every command is in the log, the link's own SET_MESSAGE_INTERVAL for the gimbal too
     [interval] = [m for m in sent if m["msg"] == "command_long"]

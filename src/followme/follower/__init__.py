@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=d.host,
                    help=f"address to listen on (default {d.host}; 0.0.0.0 for every interface, "
                         "with --allow-host for the names other machines reach it by)")
-    p.add_argument("--port", type=int, default=d.port, help=f"QuadSim connects to {d.port}")
+    p.add_argument("--port", type=int, default=d.port,
+                   help=f"QuadSim connects to {d.port}; with --mavlink the live page is there")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
                    help="also serve requests whose Host header names HOST (any port); only "
                         "loopback names and --host are served otherwise, which keeps web pages "

@@ -24,6 +24,7 @@ from aiohttp import web
 from PIL import Image
 
 from followme.follower.hosts import refusal
+from followme.follower.tracking import Detected, FollowEvent, Lost
 from followme.follower.viz import mask_overlay
 
 PAGE = Path(__file__).with_name("assets") / "live.html"
@@ -53,6 +54,16 @@ class LiveFeed:
             self._frame_id += 1
             if state is not None:
                 self.state = state
+
+    def follow(self, event: FollowEvent | None) -> None:
+        """The state after the tracker's answer to a frame: detected, lost, or searching once
+        frames come and she has not been seen."""
+        if isinstance(event, Detected):
+            self.state = "detected"
+        elif isinstance(event, Lost):
+            self.state = "lost"
+        elif self.state == "waiting":
+            self.state = "searching"
 
     def jpeg(self) -> bytes | None:
         with self._lock:
@@ -120,8 +131,9 @@ class LiveServer:
     """The page alone, on a thread of its own (``sim follow --view``), under the follower's
     Host rule: ``with LiveServer(feed) as url: ...``."""
 
-    def __init__(self, feed: LiveFeed, host: str = "127.0.0.1", port: int = 0):
-        self.feed, self.host, self.port = feed, host, port
+    def __init__(self, feed: LiveFeed, host: str = "127.0.0.1", port: int = 0,
+                 allow_hosts: tuple[str, ...] = ()):
+        self.feed, self.host, self.port, self.allow_hosts = feed, host, port, allow_hosts
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -145,7 +157,8 @@ class LiveServer:
     def _run(self) -> None:
         @web.middleware
         async def guard(request: web.Request, handler):
-            why = refusal(request.headers.get("Host"), request.headers.get("Origin"), self.host)
+            why = refusal(request.headers.get("Host"), request.headers.get("Origin"), self.host,
+                          self.allow_hosts)
             if why is not None:
                 return web.Response(status=403, text=why + "\n")
             return await handler(request)

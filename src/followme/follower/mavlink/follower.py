@@ -16,18 +16,20 @@ import numpy as np
 
 from followme.follower.config import FollowConfig
 from followme.follower.geometry import Pose
+from followme.follower.live import LiveFeed
 from followme.follower.mavlink.commander import FollowCommander
 from followme.follower.mavlink.frames import camera_pose, euler_to_matrix, matrix_to_euler
 from followme.follower.mavlink.link import MavlinkLink
 from followme.follower.pipeline import CameraFrame, FramePipeline, Segmenter
-from followme.follower.tracking import FollowEvent, HeroTracker
+from followme.follower.tracking import Detected, FollowEvent, HeroTracker
 
 
 class MavlinkFollower:
     def __init__(self, segmenter: Segmenter, link: MavlinkLink, commander: FollowCommander,
                  config: FollowConfig | None = None, mount_pitch: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, live: LiveFeed | None = None):
         self.config = config or FollowConfig()
+        self.live = live  # the live page's feed: each processed frame and the state
         self.pipeline = FramePipeline(segmenter, self.config)
         self.tracker = HeroTracker(self.config.lost_after)
         self.link, self.commander = link, commander
@@ -68,6 +70,10 @@ class MavlinkFollower:
         event = self.tracker.update(result.candidates, now)
         with self._lock:
             self.commander.on_event(event, self.clock())
+        if self.live is not None:
+            target = event.target if isinstance(event, Detected) else None
+            self.live.frame(result.rgb, result.mask, target.pixel if target else None)
+            self.live.follow(event)
         return event
 
     def tick(self) -> None:

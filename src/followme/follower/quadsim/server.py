@@ -67,7 +67,7 @@ from followme.follower.live import LiveFeed, add_routes
 from followme.follower.pipeline import FramePipeline, Segmenter
 from followme.follower.quadsim import protocol
 from followme.follower.quadsim.protocol import MalformedFrame, QuadSimEvents, SensorFrame
-from followme.follower.tracking import Detected, FollowEvent, HeroTracker, Lost
+from followme.follower.tracking import Detected, FollowEvent, HeroTracker
 from followme.follower.worker import FollowerStats, LatestFrameWorker
 
 log = logging.getLogger("followme.follower")
@@ -489,12 +489,7 @@ class FollowerServer:
         if client is None:  # the client left while its frame was processed
             return
         quadsim_events = client[1]
-        if isinstance(event, Detected):
-            self.live.state = "detected"
-        elif isinstance(event, Lost):
-            self.live.state = "lost"
-        elif self.live.state == "waiting":
-            self.live.state = "searching"
+        self.live.follow(event)
         events = quadsim_events(event)
         task = asyncio.create_task(self._send(sid, events, t0))
         task.add_done_callback(self._sent)
