@@ -5,6 +5,9 @@
 # worlds). On a 2-core CPU the two trainings share it, one thread each (about MINUTES + 10 min
 # in all). Figures: OUT/summary.md.
 set -euo pipefail
+# followme from PATH, else from the repository's .venv (README's setup)
+command -v followme >/dev/null || PATH="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin:$PATH"
+command -v followme >/dev/null || { echo "$0: no followme: run README's setup first" >&2; exit 1; }
 DATA=${DATA:-../shared/data/robond}
 OUT=${OUT:-runs/sim_vs_real}
 MINUTES=${MINUTES:-25}
