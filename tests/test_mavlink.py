@@ -415,6 +415,53 @@ def test_the_gimbal_flags_say_which_frame_its_yaw_is_in():
     assert link.rejected == {"GIMBAL_DEVICE_ATTITUDE_STATUS": 1}
 
 
+def test_a_downward_rangefinder_puts_the_ground_under_her():
+    """A camera without depth ranges her by the ground. On a hill 4 m above the take-off
+    point, flat ground at the local origin puts her far off; the vehicle's downward
+    DISTANCE_SENSOR puts her where she stands. Readings looking elsewhere, out of range or
+    stale are not used."""
+    pytest.importorskip("pymavlink")
+    from pymavlink.dialects.v20 import all as mavlink
+
+    from follower_helpers import ColourSegmenter
+    from followme.follower.mavlink.autopilots import autopilot
+    from followme.follower.mavlink.follower import GROUND_FRESH, MavlinkFollower
+    from followme.follower.mavlink.link import MavlinkLink
+    from test_ranging import SIZE, _person_mask
+
+    link = MavlinkLink.__new__(MavlinkLink)  # the parser alone, no connection
+    link.autopilot, link.vehicle_sysid, link.clock = autopilot("px4"), 1, time.monotonic
+    link.state, link.received, link.rejected = VehicleState(), {}, {}
+
+    def distance(cm: int, orientation: int = 25):
+        msg = mavlink.MAVLink_distance_sensor_message(0, 20, 4000, cm, 0, 0, orientation, 0)
+        msg._header = mavlink.MAVLink_header(msg.id, srcSystem=1)
+        link.on_message(msg)
+
+    distance(600, orientation=0)     # looking forward
+    distance(5000)                   # beyond its 40 m
+    assert link.state.ground_below is None
+    distance(400)
+    assert link.state.ground_below == 4.0
+
+    link.state.position = np.array([0.0, 0.0, -10.0])   # 10 m above the take-off point
+    link.state.attitude = (0.0, 0.0, 0.0)
+    follower = MavlinkFollower(ColourSegmenter(160), link,
+                               FollowCommander(CommanderSettings("px4")), mount_pitch=35.0)
+    feet = np.array([9.0, 0.0, 6.0])  # 9 m north, on the hill 4 m under the vehicle
+    mask = _person_mask(follower.camera_pose(), follower.config.camera, feet)
+    frame = np.full((SIZE, SIZE, 3), 90, np.uint8)
+    frame[mask] = (255, 0, 0)
+
+    event = follower.process(frame)
+    assert isinstance(event, Detected)
+    assert np.linalg.norm(np.asarray(event.world[:2]) - feet[:2]) < 0.1 * 9.0, event.world
+    link.state.ground_time -= GROUND_FRESH + 0.5       # stale: flat ground at the origin again
+    assert follower.ground_z() == 0.0
+    flat = follower.process(frame)
+    assert flat is None or np.linalg.norm(np.asarray(flat.world[:2]) - feet[:2]) > 2.0
+
+
 def test_bad_settings_name_their_flag():
     with pytest.raises(ValueError, match="--grace -1: must be at least 0"):
         CommanderSettings(grace=-1.0)

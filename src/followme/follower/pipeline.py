@@ -29,10 +29,11 @@ class CameraFrame:
 
     rgb: np.ndarray  # (H, W, 3) uint8
     # (H', W') float metres along the camera's axis, NaN where unknown; None: a camera without
-    # depth, ranged by the ground plane at z = 0 (ranging.py)
+    # depth, ranged by the ground plane at z = ground_z (ranging.py)
     depth: np.ndarray | None
     gimbal: Pose  # the camera's pose in the world
     time: float | None = None  # s, when it was taken (the tracker's clock); None: on arrival
+    ground_z: float = 0.0  # m, the ground's height in the world, for a camera without depth
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class FramePipeline:
         if mask.ndim != 2:
             raise ValueError(f"segmenter returned a mask of shape {mask.shape}")
         depth = frame.depth if frame.depth is not None else \
-            ground_depth(mask, frame.gimbal, self.config.camera)
+            ground_depth(mask, frame.gimbal, self.config.camera, frame.ground_z)
         candidates = locate_people(mask, depth, frame.gimbal, self.config.camera,
                                    self.config.min_pixels, rgb=frame.rgb)
         return FrameResult(candidates, mask, frame.rgb)

@@ -58,6 +58,8 @@ class VehicleState:
     gimbal: tuple[float, float, float] | None = None  # camera roll, pitch, yaw (rad)
     gimbal_earth_yaw: bool = True  # else the gimbal's yaw is relative to the vehicle's
     boot_ms: int = 0  # the vehicle's time_boot_ms of the last message that had one
+    ground_below: float | None = None  # m, a downward rangefinder's DISTANCE_SENSOR
+    ground_time: float = -math.inf  # when it came
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 The camera's pose comes from the vehicle's telemetry (LOCAL_POSITION_NED and the gimbal's
 GIMBAL_DEVICE_ATTITUDE_STATUS, or a fixed mount pitched ``mount_pitch`` degrees down on the
-vehicle's yaw), so the hero lands in the vehicle's own local frame.
+vehicle's yaw), so the hero lands in the vehicle's own local frame. A camera without depth
+ranges her by the ground: where a downward rangefinder's DISTANCE_SENSOR puts it under the
+vehicle (fresh within ``GROUND_FRESH`` s), else flat at the local origin's height.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from followme.follower.mavlink.frames import camera_pose, euler_to_matrix, matri
 from followme.follower.mavlink.link import MavlinkLink
 from followme.follower.pipeline import CameraFrame, FramePipeline, Segmenter
 from followme.follower.tracking import Detected, FollowEvent, HeroTracker
+
+GROUND_FRESH = 1.0  # s: an older rangefinder reading is not used
 
 
 class MavlinkFollower:
@@ -66,7 +70,7 @@ class MavlinkFollower:
             return None
         self.posed += 1
         now = self.clock()
-        result = self.pipeline(CameraFrame(rgb, depth, pose, now))
+        result = self.pipeline(CameraFrame(rgb, depth, pose, now, self.ground_z()))
         event = self.tracker.update(result.candidates, now)
         with self._lock:
             self.commander.on_event(event, self.clock())
@@ -75,6 +79,16 @@ class MavlinkFollower:
             self.live.frame(result.rgb, result.mask, target.pixel if target else None)
             self.live.follow(event)
         return event
+
+    def ground_z(self) -> float:
+        """The ground's height in the follower's world (z up, 0 at the local origin): the
+        rangefinder's reading under the vehicle, tilted by its attitude, when one is fresh."""
+        s = self.link.state
+        if s.ground_below is None or s.position is None or s.attitude is None or \
+                self.link.clock() - s.ground_time > GROUND_FRESH:
+            return 0.0
+        roll, pitch, _ = s.attitude
+        return float(-s.position[2] - s.ground_below * math.cos(roll) * math.cos(pitch))
 
     def tick(self) -> None:
         """Send what the commander says now (the stream: 5 Hz or more)."""

@@ -34,6 +34,7 @@ MAV_TYPE_ONBOARD_CONTROLLER, MAV_AUTOPILOT_INVALID, MAV_STATE_ACTIVE = 18, 8, 4
 MAV_MODE_FLAG_SAFETY_ARMED = 128
 GIMBAL_YAW_LOCK, GIMBAL_YAW_IN_VEHICLE_FRAME, GIMBAL_YAW_IN_EARTH_FRAME = 16, 32, 64
 MAV_CMD_SET_MESSAGE_INTERVAL, GIMBAL_DEVICE_ATTITUDE_STATUS_ID, GIMBAL_HZ = 511, 285, 10.0
+MAV_SENSOR_ROTATION_PITCH_270 = 25  # a rangefinder looking down
 
 
 def connection_url(url: str) -> str:
@@ -194,6 +195,11 @@ class MavlinkLink:
             f = msg.flags
             s.gimbal_earth_yaw = bool(f & GIMBAL_YAW_IN_EARTH_FRAME) or (
                 not f & GIMBAL_YAW_IN_VEHICLE_FRAME and bool(f & GIMBAL_YAW_LOCK))
+        elif kind == "DISTANCE_SENSOR":
+            # a downward rangefinder, within its range: the ground under the vehicle
+            if msg.orientation == MAV_SENSOR_ROTATION_PITCH_270 and \
+                    msg.min_distance <= msg.current_distance <= msg.max_distance:
+                s.ground_below, s.ground_time = msg.current_distance / 100.0, self.clock()
         elif kind == "COMMAND_ACK":
             log.info("mavlink: COMMAND_ACK %d result %d", msg.command, msg.result)
         self.received[kind] = self.received.get(kind, 0) + 1
