@@ -70,7 +70,8 @@ class MavlinkFollower:
             return None
         self.posed += 1
         now = self.clock()
-        result = self.pipeline(CameraFrame(rgb, depth, pose, now, self.ground_z()))
+        ground_z = self.ground_z() if depth is None else 0.0  # only ranging uses it
+        result = self.pipeline(CameraFrame(rgb, depth, pose, now, ground_z))
         event = self.tracker.update(result.candidates, now)
         with self._lock:
             self.commander.on_event(event, self.clock())

@@ -34,9 +34,9 @@ def follow_mavlink(segmenter: Segmenter, source: FrameSource, url: str,
                    settings: CommanderSettings, config: FollowConfig | None = None,
                    mount_pitch: float | None = None, command_log: str | Path | None = None,
                    rate_hz: float = 10.0, stop: threading.Event | None = None,
-                   log_every: float = 10.0, page: bool = True) -> dict:
+                   log_every: float = 10.0) -> dict:
     """Follow until the source ends, ``stop`` is set or Ctrl-C; returns the run's counts.
-    ``page``: serve the live page on ``config``'s host and port."""
+    The live page is served on ``config``'s host and port."""
     stop = stop or threading.Event()
     config = config or FollowConfig()
     if command_log:
@@ -51,13 +51,12 @@ def follow_mavlink(segmenter: Segmenter, source: FrameSource, url: str,
     feed = LiveFeed("followme follow --mavlink", figures)
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
-        if page:
-            server = LiveServer(feed, config.host, config.port, config.allow_hosts)
-            try:
-                url_page = stack.enter_context(server)
-            except OSError as e:
-                raise OSError(f"--host {config.host} --port {config.port}: {e}") from e
-            log.info("mavlink: the live page is on %s", url_page)
+        server = LiveServer(feed, config.host, config.port, config.allow_hosts)
+        try:
+            url_page = stack.enter_context(server)
+        except OSError as e:
+            raise OSError(f"--host {config.host} --port {config.port}: {e}") from e
+        log.info("mavlink: the live page is on %s", url_page)
         link = MavlinkLink(url, autopilot(settings.autopilot), command_log)
         stack.callback(link.close)
         follower = MavlinkFollower(segmenter, link, FollowCommander(settings), config,
