@@ -73,6 +73,27 @@ def test_evaluate_scores_the_course_layout_with_every_frame_on_its_own_mask(
     assert (out / "following_images_samples.png").exists()
 
 
+def test_evaluate_pictures_the_heroes_it_missed(course_eval, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    perfect_predictions(course_eval, runs, "run_1")
+    # following_images: two of the four heroes erased from the predictions
+    folder = runs / "following_images_run_1"
+    for fold, run, frame in FILES[:2]:
+        pred = folder / f"{fold}_run{run}cam1_{frame:05d}_prediction.png"
+        blank = np.zeros_like(np.asarray(Image.open(pred)))
+        blank[..., 0] = 255
+        Image.fromarray(blank).save(pred)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--grade-dir", str(course_eval), "--pred-dir", str(runs),
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "score.json").read_text())["fn"] == 2
+    with Image.open(out / "following_images_missed.png") as sheet:
+        assert sheet.size == (2 * 2 * 96, 96)   # two crops, each beside its truth
+        marked = np.asarray(sheet.convert("RGB"))[:, 96:192]
+        assert ((marked == (255, 0, 255)).all(axis=2)).any()   # her truth pixels, in magenta
+    assert not (out / "patrol_with_targ_missed.png").exists()   # none missed there
+
+
 def test_evaluate_with_a_model_and_data_check_on_the_course_layout(course_eval, tmp_path,
                                                                    seed_checkpoint, capsys):
     out = tmp_path / "eval"

@@ -1,5 +1,5 @@
 """``followme evaluate``: predict a grading folder, score it with the course formula, and write
-score.json, score.md and one side-by-side picture per subset."""
+score.json, score.md, one side-by-side picture per subset, and one of the heroes it missed."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from followme.atomic import write_text_atomic
+from followme.atomic import write_atomic, write_text_atomic
 from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
-from followme.data.robond import DataError, Pair, find_pairs, read_image
+from followme.data.robond import DataError, Pair, find_pairs, mask_to_labels, read_image
 from followme.evaluation.score import SUBSETS, SubsetScore, final_score, score_folder
+from followme.labels import HERO
 from followme.segment.predict import predict_folder
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ def evaluate(grade_dir: str | Path, out: str | Path, model: str | Path | None = 
     write_text_atomic(out / "score.md", score_markdown(figures))
     for s in SUBSETS:
         side_by_side(pairs[s], grade_dir / s, out / f"{s}_samples.png", subsets[s])
+        missed_heroes(pairs[s], out / f"{s}_missed.png", subsets[s])
     return figures
 
 
@@ -173,6 +175,39 @@ def side_by_side(pairs: list[Pair], subset_dir: Path, path: Path, score: SubsetS
     plt.close(fig)
 
 
+def missed_heroes(pairs: list[Pair], path: Path, score: SubsetScore, crop: int = 48,
+                  zoom: int = 2, columns: int = 6) -> None:
+    """Every image whose hero the prediction missed, as a crop of the full-size image around
+    her (``crop`` pixels, ``zoom`` times) beside the same crop with her truth pixels in
+    magenta: whether she was there to be seen (or behind leaves, another person, the frame's
+    edge). Writes nothing, and removes an earlier picture, where none was missed."""
+    from PIL import Image, ImageDraw
+
+    path.unlink(missing_ok=True)
+    if not score.missed:
+        return
+    image_of = {p.mask: p.image for p in pairs}
+    side = crop * zoom
+    sheet = Image.new("RGB", (2 * side * min(columns, len(score.missed)),
+                              side * -(-len(score.missed) // columns)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, key in enumerate(score.missed):
+        mask = score.files[key][0]
+        hero = mask_to_labels(read_image(mask), mask) == HERO
+        rgb = np.asarray(Image.fromarray(read_image(image_of[mask])).resize(hero.shape[::-1]))
+        rows, cols = np.nonzero(hero)
+        top = int(np.clip(rows.mean() - crop / 2, 0, max(0, hero.shape[0] - crop)))
+        left = int(np.clip(cols.mean() - crop / 2, 0, max(0, hero.shape[1] - crop)))
+        window = np.s_[top:top + crop, left:left + crop]
+        marked = rgb[window].copy()
+        marked[hero[window]] = (255, 0, 255)
+        tile = Image.fromarray(np.concatenate([rgb[window], marked], axis=1))
+        x, y = (k % columns) * 2 * side, (k // columns) * side
+        sheet.paste(tile.resize((2 * side, side), Image.NEAREST), (x, y))
+        draw.text((x + 3, y + 2), f"{key} ({int(hero.sum())} px)", fill=(255, 255, 0))
+    write_atomic(path, lambda tmp: sheet.save(tmp, format="PNG"))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``followme evaluate``."""
     p.add_argument("--model", metavar="CKPT", help="default: the shipped model")
@@ -192,5 +227,6 @@ def run(a: argparse.Namespace) -> int:
     figures = evaluate(find_grade_dir(a.grade_dir), a.out, model=a.model, pred_dir=a.pred_dir,
                        skip_bad=a.skip_bad, run_name=a.run_name)
     print(score_markdown(figures))
-    print(f"wrote {a.out}/score.json, {a.out}/score.md and {a.out}/<subset>_samples.png")
+    print(f"wrote {a.out}/score.json, {a.out}/score.md, {a.out}/<subset>_samples.png and, where "
+          f"a hero was missed, {a.out}/<subset>_missed.png")
     return 0

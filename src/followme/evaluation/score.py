@@ -86,6 +86,7 @@ class SubsetScore:
     by_size: dict[str, dict] = field(default_factory=dict)  # see by_hero_size
     per_image_hero_iou: dict[str, float] = field(default_factory=dict, repr=False)
     files: dict[str, tuple[Path, Path]] = field(default_factory=dict, repr=False)  # mask, pred
+    missed: list[str] = field(default_factory=list, repr=False)  # the hero there, not found
 
 
 def score_images(scores: dict[str, ImageScore]) -> SubsetScore:
@@ -101,6 +102,7 @@ def score_images(scores: dict[str, ImageScore]) -> SubsetScore:
         s.fn += v.hero_true and not v.hero_pred
         s.fp += (not v.hero_true) and v.hero_pred
     s.per_image_hero_iou = {k: v.iou[HERO] for k, v in scores.items()}
+    s.missed = [k for k, v in scores.items() if v.hero_true and not v.hero_pred]
     s.by_size = by_hero_size(list(scores.values()))
     return s
 
