@@ -73,25 +73,38 @@ def test_evaluate_scores_the_course_layout_with_every_frame_on_its_own_mask(
     assert (out / "following_images_samples.png").exists()
 
 
-def test_evaluate_pictures_the_heroes_it_missed(course_eval, tmp_path, capsys):
+def test_evaluate_pictures_the_heroes_it_missed_and_the_false_ones(course_eval, tmp_path,
+                                                                    capsys):
     runs = tmp_path / "runs"
     perfect_predictions(course_eval, runs, "run_1")
-    # following_images: two of the four heroes erased from the predictions
-    folder = runs / "following_images_run_1"
-    for fold, run, frame in FILES[:2]:
-        pred = folder / f"{fold}_run{run}cam1_{frame:05d}_prediction.png"
-        blank = np.zeros_like(np.asarray(Image.open(pred)))
-        blank[..., 0] = 255
-        Image.fromarray(blank).save(pred)
+
+    def repaint(subset: str, fold: int, run: int, frame: int, hero: bool) -> None:
+        pred = runs / f"{subset}_run_1" / f"{fold}_run{run}cam1_{frame:05d}_prediction.png"
+        onehot = np.zeros_like(np.asarray(Image.open(pred)))
+        onehot[..., 0] = 255
+        if hero:
+            onehot[20:40, 30:40] = (0, 0, 255)
+        Image.fromarray(onehot).save(pred)
+
+    for fold, run, frame in FILES[:2]:   # two heroes erased
+        repaint("following_images", fold, run, frame, hero=False)
+    repaint("patrol_non_targ", *FILES[0], hero=True)   # one where there is none
     out = tmp_path / "eval"
     assert main(["evaluate", "--grade-dir", str(course_eval), "--pred-dir", str(runs),
                  "--out", str(out)]) == 0
-    assert json.loads((out / "score.json").read_text())["fn"] == 2
-    with Image.open(out / "following_images_missed.png") as sheet:
-        assert sheet.size == (2 * 2 * 96, 96)   # two crops, each beside its truth
-        marked = np.asarray(sheet.convert("RGB"))[:, 96:192]
-        assert ((marked == (255, 0, 255)).all(axis=2)).any()   # her truth pixels, in magenta
-    assert not (out / "patrol_with_targ_missed.png").exists()   # none missed there
+    score = json.loads((out / "score.json").read_text())
+    assert (score["fn"], score["fp"]) == (2, 1)
+    for name, crops in (("following_images_missed", 2), ("patrol_non_targ_false", 1)):
+        with Image.open(out / f"{name}.png") as sheet:
+            assert sheet.size == (crops * 2 * 96, 96)   # each crop beside its marked copy
+            marked = np.asarray(sheet.convert("RGB"))[:, 96:192]
+            assert ((marked == (255, 0, 255)).all(axis=2)).any()   # the hero's pixels
+    # the false hero's 200 predicted pixels, found where they were painted
+    with Image.open(out / "patrol_non_targ_false.png") as sheet:
+        marked = (np.asarray(sheet.convert("RGB"))[:, 96:192] == (255, 0, 255)).all(axis=2)
+        assert marked.sum() == 200 * 2 * 2
+    for name in ("patrol_with_targ_missed", "following_images_false"):
+        assert not (out / f"{name}.png").exists()   # none there
 
 
 def test_evaluate_with_a_model_and_data_check_on_the_course_layout(course_eval, tmp_path,

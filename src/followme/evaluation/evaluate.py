@@ -1,5 +1,6 @@
 """``followme evaluate``: predict a grading folder, score it with the course formula, and write
-score.json, score.md, one side-by-side picture per subset, and one of the heroes it missed."""
+score.json, score.md, one side-by-side picture per subset, and pictures of the heroes it missed
+and of the false ones."""
 
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ def evaluate(grade_dir: str | Path, out: str | Path, model: str | Path | None = 
     write_text_atomic(out / "score.md", score_markdown(figures))
     for s in SUBSETS:
         side_by_side(pairs[s], grade_dir / s, out / f"{s}_samples.png", subsets[s])
-        missed_heroes(pairs[s], out / f"{s}_missed.png", subsets[s])
+        hero_crops(pairs[s], subsets[s].missed, out / f"{s}_missed.png", subsets[s])
+        hero_crops(pairs[s], subsets[s].false, out / f"{s}_false.png", subsets[s], predicted=True)
     return figures
 
 
@@ -175,25 +177,31 @@ def side_by_side(pairs: list[Pair], subset_dir: Path, path: Path, score: SubsetS
     plt.close(fig)
 
 
-def missed_heroes(pairs: list[Pair], path: Path, score: SubsetScore, crop: int = 48,
-                  zoom: int = 2, columns: int = 6) -> None:
-    """Every image whose hero the prediction missed, as a crop of the full-size image around
-    her (``crop`` pixels, ``zoom`` times) beside the same crop with her truth pixels in
-    magenta: whether she was there to be seen (or behind leaves, another person, the frame's
-    edge). Writes nothing, and removes an earlier picture, where none was missed."""
+def hero_crops(pairs: list[Pair], keys: list[str], path: Path, score: SubsetScore,
+               predicted: bool = False, crop: int = 48, zoom: int = 2, columns: int = 6) -> None:
+    """Images ``keys`` as crops of the full-size image around the hero's pixels (``crop``
+    pixels, ``zoom`` times), each beside the same crop with those pixels in magenta: her true
+    pixels (a missed hero: was she there to be seen, or behind leaves, another person, the
+    frame's edge?), or with ``predicted`` the predicted ones (a false hero: what the model took
+    for her). Writes nothing, and removes an earlier picture, where ``keys`` is empty."""
     from PIL import Image, ImageDraw
 
     path.unlink(missing_ok=True)
-    if not score.missed:
+    if not keys:
         return
     image_of = {p.mask: p.image for p in pairs}
     side = crop * zoom
-    sheet = Image.new("RGB", (2 * side * min(columns, len(score.missed)),
-                              side * -(-len(score.missed) // columns)), "white")
+    sheet = Image.new("RGB", (2 * side * min(columns, len(keys)),
+                              side * -(-len(keys) // columns)), "white")
     draw = ImageDraw.Draw(sheet)
-    for k, key in enumerate(score.missed):
-        mask = score.files[key][0]
-        hero = mask_to_labels(read_image(mask), mask) == HERO
+    for k, key in enumerate(keys):
+        mask, pred = score.files[key]
+        truth = read_image(mask)
+        if predicted:
+            on = Image.fromarray(((read_image(pred)[..., HERO] > 127) * 255).astype(np.uint8))
+            hero = np.asarray(on.resize(truth.shape[1::-1], Image.NEAREST)) > 0
+        else:
+            hero = mask_to_labels(truth, mask) == HERO
         rgb = np.asarray(Image.fromarray(read_image(image_of[mask])).resize(hero.shape[::-1]))
         rows, cols = np.nonzero(hero)
         top = int(np.clip(rows.mean() - crop / 2, 0, max(0, hero.shape[0] - crop)))
@@ -228,5 +236,5 @@ def run(a: argparse.Namespace) -> int:
                        skip_bad=a.skip_bad, run_name=a.run_name)
     print(score_markdown(figures))
     print(f"wrote {a.out}/score.json, {a.out}/score.md, {a.out}/<subset>_samples.png and, where "
-          f"a hero was missed, {a.out}/<subset>_missed.png")
+          f"there were any, the missed and false heroes: {a.out}/<subset>_missed.png, _false.png")
     return 0

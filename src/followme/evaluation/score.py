@@ -87,6 +87,7 @@ class SubsetScore:
     per_image_hero_iou: dict[str, float] = field(default_factory=dict, repr=False)
     files: dict[str, tuple[Path, Path]] = field(default_factory=dict, repr=False)  # mask, pred
     missed: list[str] = field(default_factory=list, repr=False)  # the hero there, not found
+    false: list[str] = field(default_factory=list, repr=False)  # found where she is not
 
 
 def score_images(scores: dict[str, ImageScore]) -> SubsetScore:
@@ -103,6 +104,7 @@ def score_images(scores: dict[str, ImageScore]) -> SubsetScore:
         s.fp += (not v.hero_true) and v.hero_pred
     s.per_image_hero_iou = {k: v.iou[HERO] for k, v in scores.items()}
     s.missed = [k for k, v in scores.items() if v.hero_true and not v.hero_pred]
+    s.false = [k for k, v in scores.items() if v.hero_pred and not v.hero_true]
     s.by_size = by_hero_size(list(scores.values()))
     return s
 
