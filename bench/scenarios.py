@@ -31,7 +31,8 @@ COLUMNS = ("hero in view", "within 2-6 m", "losses", "re-acquire after in view, 
            "identity switches", "wrong-person frames", "wall s")
 
 
-def one_run(name: str, seed: int, minutes: float, follower: str) -> dict:
+def one_run(name: str, seed: int, minutes: float, follower: str,
+            threads: int | None = None) -> dict:
     settings = scenario(name).adjust(LoopSettings(seconds=minutes * 60, seed=seed,
                                                   scenario=name))
     if follower == "oracle":
@@ -39,7 +40,7 @@ def one_run(name: str, seed: int, minutes: float, follower: str) -> dict:
     else:
         from followme.segment.segmenter import load_segmenter
 
-        segmenter = load_segmenter(SIM_MODEL)
+        segmenter = load_segmenter(SIM_MODEL, threads=threads)
     start = time.perf_counter()
     summary = run_loop(settings, segmenter, progress=False).summary()
     return {"scenario": name, "seed": seed, "follower": follower, "minutes": minutes,
@@ -75,6 +76,8 @@ def main() -> None:
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     p.add_argument("--followers", nargs="+", default=["network"], choices=["network", "oracle"],
                    help="the shipped sim model, and/or the true masks")
+    p.add_argument("--threads", type=int,
+                   help="the network's threads (default: every core; 1 beside a training run)")
     p.add_argument("--out", default="runs/bench_scenarios.jsonl",
                    help="JSON lines, one per run, appended")
     a = p.parse_args()
@@ -90,7 +93,7 @@ def main() -> None:
     for name in a.scenarios:
         for follower in followers:
             for seed in a.seeds:
-                m = one_run(name, seed, a.minutes, follower)
+                m = one_run(name, seed, a.minutes, follower, a.threads)
                 with open(out, "a") as fh:
                     fh.write(json.dumps(m) + "\n")
                 results.setdefault((name, follower), []).append(m)

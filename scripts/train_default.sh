@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the shipped default model (src/followme/assets/default_model.pt): the default recipe on
 # the RoboND training set, selected on validation_grade. About 6 minutes on one H200 GPU, about
-# 2.5 hours on a 2-core CPU. Then: cp runs/default/best.pt src/followme/assets/default_model.pt
+# 85 minutes on a 2-core CPU. Then: cp runs/default/best.pt src/followme/assets/default_model.pt
 set -euo pipefail
 # followme from PATH, else from the repository's .venv (README's setup)
 command -v followme >/dev/null || PATH="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin:$PATH"

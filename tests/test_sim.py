@@ -23,7 +23,7 @@ from followme.sim.camera import (  # noqa: E402
 from followme.sim.motion import load_walk  # noqa: E402
 from followme.sim.quad import PATROL_HEIGHT, Patrol, Quad, QuadLimits, patrol_route  # noqa: E402
 from followme.sim.record import SUBSETS, grade_subset, record  # noqa: E402
-from followme.sim.world import World  # noqa: E402
+from followme.sim.world import PERSONAL_SPACE, World  # noqa: E402
 
 SMALL = {"n_people": 10, "size": 40.0, "px_per_m": 8.0}
 RECORD = {"scenario_frames": 3, "people": (10, 10), "world_size": 40.0, "progress": False}
@@ -138,6 +138,20 @@ def test_people_walk_along_the_paths():
             assert 1.0 < moved <= walker.speed * 3.0 + 1e-6
             assert np.abs(walker.position).max() < w.size / 2
             assert w.distance_to_paths(walker.position) < w.path_width / 2 + 1.0
+
+
+def test_people_pass_each_other_instead_of_walking_through():
+    with World(seed=2, n_people=10, size=40.0, px_per_m=4.0) as w:
+        a, b = w.people[0], w.people[1]
+        ahead = np.array([math.cos(a.heading), math.sin(a.heading)])
+        b.position = a.position + 1.5 * ahead   # head-on on a's way
+        b.heading, b.node, b.previous = a.heading + math.pi, a.previous, a.node
+        gaps = []
+        for _ in range(30):
+            w.step(0.1)
+            gaps.append(np.linalg.norm(a.position - b.position))
+        assert min(gaps) >= PERSONAL_SPACE - 1e-6
+        assert (a.position - b.position) @ ahead > 0   # they have passed
 
 
 # ---- poses and the quad (numpy only) ----------------------------------------------------------

@@ -65,7 +65,7 @@ def test_her_route_is_the_walk_she_will_take():
         assert len(walked) >= 6 and walked[:6] == route
 
 
-def test_lookalikes_wear_her_colours_stay_other_people_and_keep_near_her():
+def test_lookalikes_wear_her_colours_start_apart_stay_other_people_and_come_near_her():
     with world() as w:
         scenarios.prepare("lookalikes", w)
         alike = [x for x in w.people[1:] if x.attract is w.hero]
@@ -76,6 +76,8 @@ def test_lookalikes_wear_her_colours_stay_other_people_and_keep_near_her():
                     if s[1] == chest][0]
             assert np.allclose(np.array(rgba[:3]) * 255, HERO_SHIRT, rtol=0.12, atol=3)
             assert w._lut[x.body + 1] == PEOPLE
+        start = [np.linalg.norm(x.position - w.hero.position) for x in alike]
+        assert min(start) >= scenarios.LOOKALIKE_START_APART
         gaps = []
         for _ in range(600):   # 60 s
             w.step(0.1)

@@ -23,6 +23,7 @@ from followme.sim.world import Gait, Lighting, World
 ROOF = 2.3                 # m: a covered passage's roof, over her head, under the quad
 PASSAGE_LENGTH = (2.0, 5.5)  # m along the path: 1 to 6 s out of sight at 0.9 to 1.5 m/s
 RUN_SPEED = 3.0            # m/s
+LOOKALIKE_START_APART = 5.0  # m: no look-alike starts nearer her than this
 
 
 def her_route(world: World, edges: int) -> list[tuple[int, int]]:
@@ -71,19 +72,23 @@ def covered_passages(world: World, rng: np.random.Generator, every: int = 4,
     return built
 
 
-def dress_alike(world: World, rng: np.random.Generator, count: int) -> None:
+def dress_alike(world: World, rng: np.random.Generator, count: int,
+                apart: float = LOOKALIKE_START_APART) -> None:
     """``count`` of the crowd dressed as the hero is (her shirt and trousers, as jittered),
     started on the paths around her and drawn towards her, so that they walk near her and
-    cross her path. They stay other people in the truth."""
+    cross her path. They stay other people in the truth. None starts
+    within ``apart`` m of her: a look-alike at her side in the first frame would make the
+    follower's first lock a guess (it has only looks to go on, and theirs are hers)."""
     hero = world.hero
     for walker in world.people[1:1 + count]:
         world._dress(walker.body, rng, hero=True)
         walker.attract = hero
         a = int(rng.choice(world.neighbours[hero.node]))
         walker.previous, walker.node = a, hero.node
-        walker.position = world.nodes[a] + rng.uniform(0.2, 0.8) * (
-            world.nodes[hero.node] - world.nodes[a])
         d = world.nodes[hero.node] - world.nodes[a]
+        far_enough = [t for t in rng.uniform(0.2, 0.8, 20) if np.linalg.norm(
+            world.nodes[a] + t * d - hero.position) >= apart]
+        walker.position = world.nodes[a] + (far_enough[0] if far_enough else 0.0) * d
         walker.heading = math.atan2(d[1], d[0])
     world._dirty = True
 

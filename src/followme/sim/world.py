@@ -36,6 +36,7 @@ HUMANOID_SCALE = 0.25           # the DeepMimic humanoid at 0.25 is about 1.65 m
 WALK_SPEED = (0.9, 1.5)         # m/s
 TURN_RATE = math.radians(180)   # rad/s, how fast a walker turns into a new path segment
 ARRIVE = 1.0                    # m, a node counts as reached this close
+PERSONAL_SPACE = 0.6            # m between two walkers' centres: they pass, not walk through
 PATH_WIDTH = (2.0, 3.0)         # m
 FACADE_TILE = 3.0               # m, one brick bay with a window
 
@@ -432,10 +433,31 @@ class World:
             w.position = w.position + w.speed * dt * np.array([math.cos(w.heading),
                                                                math.sin(w.heading)])
             w.clip_time += dt * w.speed / clip.speed
+        self._keep_apart()
         self.time += dt
         for hook in self.hooks:
             hook(self, dt)
         self._dirty = True
+
+    def _keep_apart(self, space: float = PERSONAL_SPACE) -> None:
+        """Walkers nearer each other than ``space`` are moved apart along the line between them:
+        people pass each other, as they do, instead of walking through one another. Two of the
+        crowd share the step; the hero keeps her way and speed, and the other steps aside."""
+        if len(self.people) < 2:
+            return
+        xy = np.array([w.position for w in self.people])
+        gap = xy[:, None, :] - xy[None, :, :]
+        dist = np.linalg.norm(gap, axis=2)
+        i, j = np.nonzero(np.triu(dist < space, k=1))
+        if not len(i):
+            return
+        away = gap[i, j] / np.maximum(dist[i, j], 1e-6)[:, None]
+        step = (space - dist[i, j])[:, None] * away
+        share = np.where(i == 0, 0.0, np.where(j == 0, 1.0, 0.5))[:, None]  # i < j
+        np.add.at(xy, i, share * step)
+        np.add.at(xy, j, -(1.0 - share) * step)
+        for k in np.unique(np.concatenate([i, j])):
+            self.people[k].position = xy[k]
 
     def sync(self) -> None:
         """Place every body at its walker's pose (called before rendering)."""
