@@ -76,9 +76,9 @@ def dress_alike(world: World, rng: np.random.Generator, count: int,
                 apart: float = LOOKALIKE_START_APART) -> None:
     """``count`` of the crowd dressed as the hero is (her shirt and trousers, as jittered),
     started on the paths around her and drawn towards her, so that they walk near her and
-    cross her path. They stay other people in the truth. None starts
-    within ``apart`` m of her: a look-alike at her side in the first frame would make the
-    follower's first lock a guess (it has only looks to go on, and theirs are hers)."""
+    cross her path. They stay other people in the truth. None starts within ``apart`` m of
+    her: a look-alike at her side in the first frame would make the follower's first lock a
+    guess (it has only looks to go on, and theirs are hers)."""
     hero = world.hero
     for walker in world.people[1:1 + count]:
         world._dress(walker.body, rng, hero=True)

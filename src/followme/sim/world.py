@@ -453,7 +453,7 @@ class World:
             return
         away = gap[i, j] / np.maximum(dist[i, j], 1e-6)[:, None]
         step = (space - dist[i, j])[:, None] * away
-        share = np.where(i == 0, 0.0, np.where(j == 0, 1.0, 0.5))[:, None]  # i < j
+        share = np.where(i == 0, 0.0, 0.5)[:, None]   # i < j: the hero (0) is only ever i
         np.add.at(xy, i, share * step)
         np.add.at(xy, j, -(1.0 - share) * step)
         for k in np.unique(np.concatenate([i, j])):
