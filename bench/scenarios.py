@@ -81,6 +81,8 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench_scenarios.jsonl",
                    help="JSON lines, one per run, appended")
     a = p.parse_args()
+    if a.threads is not None and a.threads < 1:
+        p.error(f"--threads {a.threads}: 1 or more")
     followers = a.followers
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
