@@ -171,6 +171,8 @@ def _place(rows: np.ndarray, cols: np.ndarray, pixels: int, depth: np.ndarray, g
         return None
     d = float(np.nanmedian(values))
     near = np.abs(values - d) <= band
+    if not near.any():  # the median falls between two halves further apart than 2 band
+        return None
     drow, dcol = float(rows[near].mean()), float(cols[near].mean())
     point = gimbal.to_world(camera.back_project(drow, dcol, d, height, width))
     if not np.all(np.isfinite(point)):

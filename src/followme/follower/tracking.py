@@ -61,6 +61,7 @@ class TrackSettings:
     centre: float = 0.05         # image widths: the first sighting is the largest this central
     learn: float = 0.1           # how fast her look and size follow her crops
     grown: float = 1.3           # a mask this many times her size lately is trusted less
+    resize: float = 2.0          # gate units a candidate e (or 1/e) times her size costs
 
     def __post_init__(self):
         if self.accel <= 0 or self.noise <= 0 or self.gate <= 0 or self.coast < 0 \
@@ -143,6 +144,13 @@ class HeroTracker:
             return 1.0
         return similarity(self.look, target.appearance)
 
+    def _resized(self, target: Target) -> float:
+        """The cost of a candidate's size against hers lately: a blob a tenth of her size (a
+        stray patch of her colours on a passer-by) is not she, though it lies where she should."""
+        if self.size is None or target.pixels <= 0:
+            return 0.0
+        return self.settings.resize * abs(float(np.log(target.pixels / self.size)))
+
     # ---- choosing ----
     def choose(self, candidates: list[Target], t: float) -> Target | None:
         """Which candidate is she, or None. Does not change the state."""
@@ -159,7 +167,7 @@ class HeroTracker:
             for k, c in enumerate(candidates):
                 distance, alike = self._distance(c), self._alike(c)
                 if distance <= s.gate and alike >= need:
-                    costs.append((distance + s.look * (1 - alike), k))
+                    costs.append((distance + s.look * (1 - alike) + self._resized(c), k))
             return candidates[min(costs)[1]] if costs else None
         looks = [(self._alike(c), k) for k, c in enumerate(candidates)]
         best, k = max(looks)
