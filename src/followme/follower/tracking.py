@@ -101,10 +101,12 @@ class HeroTracker:
 
     def _noise(self, target: Target, by_size: bool = False) -> float:
         """A detection's horizontal error, m. ``by_size``: a mask much larger than she has been
-        lately likely holds someone else too, and moves the filter that much less."""
+        lately likely holds someone else too (their masks merged; its centre is often theirs,
+        the nearer is the larger): its error grows with the square of the excess, so that a
+        mask twice the ``grown`` size counts about a sixteenth as much as hers would."""
         noise = self.settings.noise + self.settings.noise_per_m * max(target.depth, 0.0)
         if by_size and self.size is not None:
-            noise *= max(1.0, target.pixels / (self.settings.grown * self.size))
+            noise *= max(1.0, target.pixels / (self.settings.grown * self.size)) ** 2
         return noise
 
     def _predict(self, t: float) -> None:
