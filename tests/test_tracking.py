@@ -170,4 +170,6 @@ def test_settings_are_checked():
     with pytest.raises(ValueError):
         TrackSettings(gate=0)
     with pytest.raises(ValueError):
+        TrackSettings(resize=-1.0)
+    with pytest.raises(ValueError):
         HeroTracker(lost_after=0)

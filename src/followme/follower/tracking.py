@@ -2,7 +2,7 @@
 ``target.locate_people``) -> Detected, Lost or nothing.
 
 The segmentation calls anyone in her colours "hero". Which of them is she is the tracker's
-call, on two kinds of evidence:
+call, on three kinds of evidence:
 
 - **motion**: a constant-velocity Kalman filter (filterpy) of her ground position. A candidate
   counts only inside the filter's gate (its Mahalanobis distance under ``gate``, the chi-square
@@ -10,7 +10,10 @@ call, on two kinds of evidence:
   a few metres off is not her, however large her mask;
 - **appearance**: colour histograms of her upper and lower body (``appearance.py``), learned
   from her own crops as she is followed. It breaks ties inside the gate, and it decides
-  re-acquisition once the motion has gone stale.
+  re-acquisition once the motion has gone stale;
+- **size**: her pixels lately. A candidate far from her size costs gate units (a patch of her
+  colours on a passer-by is not she), and a mask much larger than hers (hers merged with someone
+  else's) moves the filter far less than hers would.
 
 After ``lost_after`` misses in a row the follower says Lost (the course's rule: the 7th miss),
 but the filter goes on predicting her for ``coast`` s: when she comes out from behind something,
@@ -65,9 +68,9 @@ class TrackSettings:
 
     def __post_init__(self):
         if self.accel <= 0 or self.noise <= 0 or self.gate <= 0 or self.coast < 0 \
-                or not 0 < self.learn <= 1:
-            raise ValueError("accel, noise and gate positive; coast not negative; learn in "
-                             "(0, 1]")
+                or self.resize < 0 or not 0 < self.learn <= 1:
+            raise ValueError("accel, noise and gate positive; coast and resize not negative; "
+                             "learn in (0, 1]")
 
 
 class HeroTracker:
