@@ -4,3 +4,4 @@ the class index of a label array and of a model's output."""
 BACKGROUND, PEOPLE, HERO = 0, 1, 2
 CLASSES = ("background", "people", "hero")
 NUM_CLASSES = len(CLASSES)
+ON_ABOVE = 127  # a mask or prediction PNG channel is on above this (the course's p > 0.5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from followme.data.cache import load_arrays
-from followme.data.robond import CLASS_NAMES
+from followme.labels import CLASSES
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -25,7 +25,7 @@ def folder_stats(root: str | Path, skip_bad: bool = False, image_size: int = 160
         "folder": str(root),
         "pairs": len(arrays),
         "image_size": list(arrays.native_size),
-        "class_pixel_share": {n: float(s) for n, s in zip(CLASS_NAMES, shares, strict=True)},
+        "class_pixel_share": {n: float(s) for n, s in zip(CLASSES, shares, strict=True)},
         "hero_present_share": float(present.mean()),
         "hero_pixels_percentiles": {
             f"p{p}": float(v)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from followme.labels import NUM_CLASSES, ON_ABOVE
+
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
-CLASS_NAMES = ("background", "people", "hero")
-NUM_CLASSES = 3
 MAX_IMAGE_PIXELS = 4096 * 4096
 _TAG = re.compile(r"_?(cam1|mask)_?")
 _FOLD_FRAME = re.compile(r"^(\d+)_.*?(?:cam1|mask)_(\d+)")
@@ -152,7 +152,7 @@ def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
 
 def mask_to_labels(mask: np.ndarray, path: Path | str = "mask") -> np.ndarray:
     """One-hot RGB mask (H, W, 3) -> class labels (H, W) uint8; refuses one that is not one-hot."""
-    on = mask > 127
+    on = mask > ON_ABOVE
     if not np.array_equal(on, mask == 255) or (mask[~on] != 0).any():
         raise ValueError(f"{path}: mask is not one-hot red/green/blue (values other than 0/255)")
     if (on.sum(axis=2) != 1).any():

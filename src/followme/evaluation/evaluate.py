@@ -15,7 +15,7 @@ from followme.atomic import write_atomic, write_text_atomic
 from followme.checkpoint import SHIPPED_MODEL, load_checkpoint
 from followme.data.robond import DataError, Pair, find_pairs, mask_to_labels, read_image
 from followme.evaluation.score import SUBSETS, SubsetScore, final_score, score_folder
-from followme.labels import HERO
+from followme.labels import HERO, ON_ABOVE
 from followme.segment.predict import predict_folder
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def hero_crops(pairs: list[Pair], keys: list[str], path: Path, score: SubsetScor
         mask, pred = score.files[key]
         truth = read_image(mask)
         if predicted:
-            on = Image.fromarray(((read_image(pred)[..., HERO] > 127) * 255).astype(np.uint8))
+            on = Image.fromarray(((read_image(pred)[..., HERO] > ON_ABOVE) * 255).astype(np.uint8))
             hero = np.asarray(on.resize(truth.shape[1::-1], Image.NEAREST)) > 0
         else:
             hero = mask_to_labels(truth, mask) == HERO

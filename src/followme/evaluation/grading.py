@@ -14,7 +14,7 @@ import numpy as np
 
 from followme.data.cache import RoboNDArrays, load_arrays
 from followme.evaluation.score import SUBSETS, SubsetScore, score_images, score_resized
-from followme.labels import HERO, NUM_CLASSES, PEOPLE
+from followme.labels import HERO, NUM_CLASSES, ON_ABOVE, PEOPLE
 
 
 @dataclass
@@ -64,5 +64,5 @@ def score_labels(predictions: np.ndarray, labels: np.ndarray, names: list[str],
     ``hero_pixels``: each hero's size in the full-size mask."""
     truth = labels[..., None] == np.arange(NUM_CLASSES)
     sizes = [None] * len(names) if hero_pixels is None else [int(h) for h in hero_pixels]
-    return score_images({n: score_resized(t, p > 127, h)
+    return score_images({n: score_resized(t, p > ON_ABOVE, h)
                          for n, t, p, h in zip(names, truth, predictions, sizes, strict=True)})

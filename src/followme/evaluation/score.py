@@ -19,7 +19,7 @@ import numpy as np
 
 from followme.data.resize import resize_truth
 from followme.data.robond import DataError, pair_files, pair_key, read_image
-from followme.labels import HERO
+from followme.labels import HERO, ON_ABOVE
 
 SUBSETS = ("following_images", "patrol_with_targ", "patrol_non_targ")
 IOU_SUBSETS = ("following_images", "patrol_with_targ")
@@ -44,9 +44,9 @@ class ImageScore:
 def score_image(truth_mask: np.ndarray, prediction: np.ndarray) -> ImageScore:
     """truth_mask: one-hot RGB (H, W, 3) uint8 0/255;
     prediction: (h, w, 3) uint8 probabilities x 255."""
-    pred = prediction > 127
+    pred = prediction > ON_ABOVE
     truth = resize_truth(truth_mask.clip(0, 1).astype(np.uint8), *pred.shape[:2]) > 0
-    return score_resized(truth, pred, int(np.count_nonzero(truth_mask[..., HERO] > 127)))
+    return score_resized(truth, pred, int(np.count_nonzero(truth_mask[..., HERO] > ON_ABOVE)))
 
 
 def score_resized(truth: np.ndarray, pred: np.ndarray, hero_pixels: int | None = None

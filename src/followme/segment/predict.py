@@ -14,6 +14,7 @@ from tqdm import tqdm
 from followme.checkpoint import LoadedModel
 from followme.data.resize import resize_image
 from followme.data.robond import IMAGE_SUFFIXES, DataError, read_image
+from followme.labels import ON_ABOVE
 from followme.segment.frames import predict_probabilities
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def overlay(image: np.ndarray, prediction: np.ndarray, strength: float = 0.6) ->
     """Tint the hero blue and other people green. image (S, S, 3) uint8, prediction likewise."""
     out = image.astype(np.float32)
     for channel, tint in ((2, HERO_TINT), (1, PEOPLE_TINT)):
-        on = prediction[..., channel] > 127
+        on = prediction[..., channel] > ON_ABOVE
         out[on] = out[on] * (1 - strength) + tint * strength
     return out.astype(np.uint8)
 
