@@ -26,7 +26,8 @@ from followme.sim.scenarios import SCENARIOS, scenario
 
 # issue 16: hero in view at least, re-acquired within (s after she is back in view)
 TARGETS = {"park": (0.99, None), "occlusion": (0.90, 3.0), "lookalikes": (0.95, 3.0),
-           "crossing": (0.95, 3.0), "run": (0.90, 3.0), "dusk": (0.95, 3.0)}
+           "crossing": (0.95, 3.0), "run": (0.90, 3.0), "dusk": (0.95, 3.0),
+           "escort": (0.95, 3.0)}  # beyond the issue's list: held to lookalikes' targets
 COLUMNS = ("hero in view", "within 2-6 m", "losses", "re-acquire after in view, max s",
            "identity switches", "wrong-person frames", "wall s")
 
@@ -63,7 +64,8 @@ def verdict(name: str, runs: list[dict]) -> str:
     wrong = sum(r["wrong_person_frames"] for r in runs)
     ok = (in_view is None or worst_view >= in_view) and wrong == 0 and \
         (within is None or worst_after is None or worst_after <= within)
-    return (f"worst in view {worst_view:.1%} (target {in_view:.0%}), worst re-acquire "
+    return (f"worst in view {worst_view:.1%}"
+            f"{'' if in_view is None else f' (target {in_view:.0%})'}, worst re-acquire "
             f"{'-' if worst_after is None else f'{worst_after:.1f} s'}"
             f"{'' if within is None else f' (target {within:g} s)'}, wrong-person frames "
             f"{wrong}: {'met' if ok else 'NOT met'}")

@@ -35,7 +35,7 @@ def hero_pixels(w: World, camera_at: np.ndarray) -> int:
 
 def test_the_registry_lists_the_issue_s_scenarios():
     assert list(scenarios.SCENARIOS) == ["park", "occlusion", "lookalikes", "crossing", "run",
-                                         "dusk"]
+                                         "dusk", "escort"]
 
 
 def test_under_a_covered_passage_she_is_out_of_sight_and_beyond_it_in_view():
@@ -85,6 +85,45 @@ def test_lookalikes_wear_her_colours_start_apart_stay_other_people_and_come_near
         assert np.median(gaps) < 12.0 and min(gaps) < 3.0
 
 
+def _behind_her(w: World, walker, gap: float, faster: float) -> None:
+    """``walker`` ``gap`` m behind her on her way, walking her way ``faster`` times her pace."""
+    her = w.hero
+    ahead = np.array([math.cos(her.heading), math.sin(her.heading)])
+    walker.position = her.position - gap * ahead
+    walker.heading, walker.offset = her.heading, her.offset
+    walker.previous, walker.node = her.previous, her.node
+    walker.speed = her.speed * faster
+    w._dirty = True
+
+
+def _gaps(w: World, walker, seconds: float) -> list[float]:
+    out = []
+    for _ in range(int(seconds * 10)):
+        w.step(0.1)
+        out.append(float(np.linalg.norm(walker.position - w.hero.position)))
+    return out
+
+
+@pytest.mark.parametrize("name", ["lookalikes", "escort"])
+def test_a_lookalike_who_reaches_her_walks_on_in_lookalikes_and_at_her_side_in_escort(name):
+    with world() as w:
+        scenarios.prepare(name, w)
+        he = next(x for x in w.people[1:] if x.attract is w.hero)
+        others = [x for x in w.people[1:] if x is not he]
+        for x in others:   # out of the way
+            x.attract, x.position = None, x.position + 1000.0
+        pace = w.hero.speed * 1.3
+        _behind_her(w, he, 1.0, 1.3)
+        gaps = _gaps(w, he, 10.0)
+        if name == "escort":   # he walks into her back, kept 0.6 m off, throughout
+            assert max(gaps[20:]) < 1.0 and he.shun is None
+            return
+        assert he.shun is w.hero and he.attract is None and he.speed < w.hero.speed
+        assert sum(g < 1.0 for g in gaps) <= 30 and gaps[-1] > 1.5
+        _gaps(w, he, 30.0)   # past the longest time away
+        assert he.attract is w.hero and he.shun is None and he.speed == pytest.approx(pace)
+
+
 def test_she_walks_runs_stops_and_turns_back():
     with world() as w:
         scenarios.prepare("run", w)
@@ -132,7 +171,8 @@ def test_dusk_is_a_low_orange_sun_with_long_shadows_on_the_ground():
         assert shaded < 0.9 * before   # a good part of the ground lies in shadow
 
 
-@pytest.mark.parametrize("name", ["occlusion", "lookalikes", "crossing", "run", "dusk"])
+@pytest.mark.parametrize("name", ["occlusion", "lookalikes", "crossing", "run", "dusk",
+                                  "escort"])
 def test_a_scenario_is_the_same_world_for_the_same_seed(name):
     def state(seed):
         with world(seed, n_people=46 if name == "crossing" else 8) as w:

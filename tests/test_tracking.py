@@ -116,6 +116,30 @@ def test_a_lookalike_merged_into_her_mask_for_two_frames_does_not_take_her_place
     assert all(isinstance(e, Detected) and e.world[1] == 0.0 for e in events)
 
 
+def test_after_a_head_on_merge_the_one_who_goes_on_as_she_went_is_she():
+    """A look-alike walks head-on at her, 0.7 m to her side; their masks are one for two
+    frames, placed on him (the larger), which pulls her filter his way. When they part he is
+    the nearer to it: the first choice. Both are followed for ``decide`` s, and she, who walks
+    on as she was walking, costs less than he, who goes the other way: she is kept."""
+
+    def him(t):
+        return (1.2 * 4.4 - 1.2 * (t - 4.4), 0.7)
+
+    def run(settings):
+        tracker = HeroTracker(settings=settings)
+        walk(tracker, 0.0, 4.0)
+        for t in (4.0, 4.2):
+            tracker.update([person(1.2 * t, 0.0), person(*him(t))], t)
+        for t in (4.4, 4.6):
+            tracker.update([person(*him(t), 450)], t)
+        return [tracker.update([person(1.2 * t, 0.0), person(*him(t))], float(t)).world[1]
+                for t in np.arange(4.8, 6.8, 0.2)]
+
+    assert run(TrackSettings(ambiguous=0.0)) == [0.7] * 10   # one hypothesis: he is taken
+    sides = run(TrackSettings())
+    assert sides[5:] == [0.0] * 5                            # after decide (1 s): she
+
+
 def test_lost_on_the_seventh_miss_then_taken_back_where_her_motion_puts_her():
     tracker = HeroTracker()
     walk(tracker, 0.0, 4.0)                       # at 1.2 m/s along +x, x = 4.8 at t = 4
@@ -171,5 +195,7 @@ def test_settings_are_checked():
         TrackSettings(gate=0)
     with pytest.raises(ValueError):
         TrackSettings(resize=-1.0)
+    with pytest.raises(ValueError):
+        TrackSettings(evidence=-1.0)
     with pytest.raises(ValueError):
         HeroTracker(lost_after=0)

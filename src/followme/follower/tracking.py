@@ -15,6 +15,11 @@ call, on three kinds of evidence:
   colours on a passer-by is not she), and a mask much larger than hers (hers merged with someone
   else's) moves the filter far less than hers would.
 
+When two candidates cost about the same (she and a look-alike parting after their masks merged,
+often as one of them turns), the tracker does not guess: it follows both for ``decide`` s, the
+second with a copy of her filter placed on it, and keeps the second only if the choices made
+after it cost clearly less: the one who went on as she was going is she.
+
 After ``lost_after`` misses in a row the follower says Lost (the course's rule: the 7th miss),
 but the filter goes on predicting her for ``coast`` s: when she comes out from behind something,
 the candidate where her motion puts her, and that looks like her, is taken back at once. After
@@ -24,6 +29,7 @@ track again.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -52,6 +58,16 @@ class Lost:
 FollowEvent = Detected | Lost
 
 
+@dataclass
+class Rival:
+    """One of two hypotheses of who she is: its own tracker, the summed cost of its choices,
+    and its answer to the last frame."""
+
+    tracker: HeroTracker
+    cost: float
+    event: FollowEvent | None
+
+
 @dataclass(frozen=True)
 class TrackSettings:
     accel: float = 2.5           # m/s^2, her manoeuvres: the filter's process noise
@@ -65,12 +81,15 @@ class TrackSettings:
     learn: float = 0.1           # how fast her look and size follow her crops
     grown: float = 1.3           # a mask this many times her size lately is trusted less
     resize: float = 2.0          # gate units a candidate e (or 1/e) times her size costs
+    ambiguous: float = 1.5       # gate units: two candidates this close in cost are both
+    decide: float = 1.0          # followed for this many s (ambiguous 0: never); then the
+    evidence: float = 2.0        # second is she if its choices cost this many units less
 
     def __post_init__(self):
-        if self.accel <= 0 or self.noise <= 0 or self.gate <= 0 or self.coast < 0 \
-                or self.resize < 0 or not 0 < self.learn <= 1:
-            raise ValueError("accel, noise and gate positive; coast and resize not negative; "
-                             "learn in (0, 1]")
+        if self.accel <= 0 or self.noise <= 0 or self.gate <= 0 or not 0 < self.learn <= 1 \
+                or min(self.coast, self.resize, self.ambiguous, self.decide, self.evidence) < 0:
+            raise ValueError("accel, noise and gate positive; coast, resize, ambiguous, decide "
+                             "and evidence not negative; learn in (0, 1]")
 
 
 class HeroTracker:
@@ -91,6 +110,10 @@ class HeroTracker:
         self.seen_time = -np.inf               # her last detection
         self.seen = False                      # since the last Lost
         self.misses = 0
+        self.last_cost = 0.0                   # of the last update's choice (gate: none)
+        self.forks = True                      # may split into two hypotheses
+        self.rivals: list[Rival] = []          # the two, while they are undecided
+        self.fork_time = -np.inf
 
     # ---- the filter ----
     def _start(self, target: Target, t: float) -> None:
@@ -134,6 +157,14 @@ class HeroTracker:
                            R=self._noise(target, by_size=True) ** 2 * np.eye(2))
         self._remember(target, t)
 
+    def _place(self, target: Target, t: float) -> None:
+        """Her filter moved onto ``target``, velocity kept, uncertain by its error."""
+        kf = self.filter
+        kf.x[[0, 2]] = target.world[:2]
+        kf.P[[0, 1, 2, 3], [1, 0, 3, 2]] = 0.0
+        kf.P[[0, 2], [0, 2]] = self._noise(target) ** 2
+        self._remember(target, t)
+
     def _remember(self, target: Target, t: float) -> None:
         self.height = float(target.world[2])
         self.seen_time = t
@@ -157,6 +188,20 @@ class HeroTracker:
         return self.settings.resize * abs(float(np.log(target.pixels / self.size)))
 
     # ---- choosing ----
+    def ranked(self, candidates: list[Target], t: float) -> list[tuple[float, int]]:
+        """(cost, index) of each candidate inside the gate that looks alike enough, cheapest
+        first, while her motion is fresh (within ``coast`` s); else none."""
+        s = self.settings
+        if self.filter is None or t - self.seen_time > s.coast:
+            return []
+        need = s.alike if not self.seen else 0.0
+        costs = []
+        for k, c in enumerate(candidates):
+            distance, alike = self._distance(c), self._alike(c)
+            if distance <= s.gate and alike >= need:
+                costs.append((distance + s.look * (1 - alike) + self._resized(c), k))
+        return sorted(costs)
+
     def choose(self, candidates: list[Target], t: float) -> Target | None:
         """Which candidate is she, or None. Does not change the state."""
         s = self.settings
@@ -167,13 +212,8 @@ class HeroTracker:
             return max((c for c in candidates if c.off_centre <= nearest + s.centre),
                        key=lambda c: c.pixels)
         if t - self.seen_time <= s.coast:
-            need = s.alike if not self.seen else 0.0
-            costs = []
-            for k, c in enumerate(candidates):
-                distance, alike = self._distance(c), self._alike(c)
-                if distance <= s.gate and alike >= need:
-                    costs.append((distance + s.look * (1 - alike) + self._resized(c), k))
-            return candidates[min(costs)[1]] if costs else None
+            costs = self.ranked(candidates, t)
+            return candidates[costs[0][1]] if costs else None
         looks = [(self._alike(c), k) for k, c in enumerate(candidates)]
         best, k = max(looks)
         return candidates[k] if best >= s.alike else None
@@ -187,10 +227,17 @@ class HeroTracker:
         elif isinstance(candidates, Target):
             candidates = [candidates]
         t = time.monotonic() if t is None else float(t)
+        if self.rivals:
+            return self._update_rivals(candidates, t)
         self._predict(t)
         stale = t - self.seen_time > self.settings.coast
+        ranked = [] if stale else self.ranked(candidates, t)
+        if self.forks and len(ranked) >= 2 and \
+                ranked[1][0] - ranked[0][0] < self.settings.ambiguous:
+            return self._fork(candidates, ranked[:2], t)
         her = self.choose(candidates, t)
         self.last_time = t
+        self.last_cost = ranked[0][0] if ranked else self.settings.gate
         if her is not None:
             if self.filter is None or stale:
                 self._start(her, t)
@@ -206,8 +253,46 @@ class HeroTracker:
         self.seen, self.misses = False, 0
         return Lost()
 
+    # ---- two hypotheses ----
+    def _fork(self, candidates: list[Target], pair: list[tuple[float, int]], t: float
+              ) -> Detected:
+        """Two candidates fit her about as well: two copies of the tracker, the first measuring
+        the cheaper as usual, the second with her filter placed on the other (her velocity
+        kept), choose on their own for ``decide`` s; meanwhile and then, ``_leader`` is she."""
+        self.last_time = t
+        rivals = []
+        for n, (cost, k) in enumerate(pair):
+            twin = copy.deepcopy(self)
+            twin.forks = False
+            if n == 0:
+                twin._measure(candidates[k], t)
+            else:
+                twin._place(candidates[k], t)
+            twin.seen, twin.misses, twin.last_cost = True, 0, cost
+            rivals.append(Rival(twin, cost, Detected(candidates[k].world, candidates[k])))
+        self.rivals, self.fork_time = rivals, t
+        return rivals[0].event
+
+    def _update_rivals(self, candidates: list[Target], t: float) -> FollowEvent | None:
+        for rival in self.rivals:
+            rival.event = rival.tracker.update(candidates, t)
+            rival.cost += rival.tracker.last_cost
+        best = self._leader()
+        if t - self.fork_time >= self.settings.decide:
+            forks = self.forks
+            self.__dict__.update(best.tracker.__dict__)
+            self.forks, self.rivals = forks, []
+        return best.event
+
+    def _leader(self) -> Rival:
+        """The first choice, unless the other's choices have cost ``evidence`` less."""
+        first, other = self.rivals
+        return other if other.cost + self.settings.evidence < first.cost else first
+
     def predicted(self) -> tuple[float, float, float] | None:
         """Where the filter has her now (the last update's time), or None before a sighting."""
+        if self.rivals:
+            return self._leader().tracker.predicted()
         if self.filter is None:
             return None
         return float(self.filter.x[0]), float(self.filter.x[2]), self.height

@@ -128,6 +128,7 @@ class Walker:
     rng: np.random.Generator = field(repr=False)
     gait: Gait | None = None        # a changing pace; None: ``speed`` throughout
     attract: Walker | None = None   # at each node, usually take the way nearest this walker
+    shun: Walker | None = None      # at each node, take the way furthest from this walker
     detour: np.ndarray | None = None  # (2,) walk straight there first, then back to the paths
 
     @property
@@ -401,9 +402,13 @@ class World:
 
     def _next_node(self, w: Walker) -> int:
         """Onwards at random (not back, unless it is a dead end); a walker drawn to another
-        takes the way nearest them four times in five."""
+        takes the way nearest them four times in five, one shunning another the way furthest
+        from them."""
         options = [n for n in self.neighbours[w.node] if n != w.previous] or \
             self.neighbours[w.node]
+        if w.shun is not None:
+            gaps = [np.linalg.norm(self.nodes[n] - w.shun.position) for n in options]
+            return int(options[int(np.argmax(gaps))])
         if w.attract is not None and w.rng.random() < 0.8:
             gaps = [np.linalg.norm(self.nodes[n] - w.attract.position) for n in options]
             return int(options[int(np.argmin(gaps))])
