@@ -29,10 +29,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    grading = load_grading_set(find_grade_dir(a.grade_dir), 160)
+    try:
+        grading = load_grading_set(find_grade_dir(a.grade_dir), 160)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"bench/ensemble.py: {e}") from None
     probs = {}
     for path in a.models:
-        model = load_checkpoint(path).model
+        try:
+            model = load_checkpoint(path).model
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"bench/ensemble.py: {e}") from None
         probs[path] = [np.concatenate([logits.softmax(1).numpy() for _, logits in
                                        batched_logits(model, arr.images, 64)])
                        for arr in grading.arrays]
