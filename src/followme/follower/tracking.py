@@ -235,7 +235,10 @@ class HeroTracker:
         if self.forks and len(ranked) >= 2 and \
                 ranked[1][0] - ranked[0][0] < self.settings.ambiguous:
             return self._fork(candidates, ranked[:2], t)
-        her = self.choose(candidates, t)
+        if ranked:
+            her = candidates[ranked[0][1]]
+        else:  # a first sighting or a stale track choose otherwise; a fresh one has none
+            her = self.choose(candidates, t) if self.filter is None or stale else None
         self.last_time = t
         self.last_cost = ranked[0][0] if ranked else self.settings.gate
         if her is not None:

@@ -406,12 +406,13 @@ class World:
         from them."""
         options = [n for n in self.neighbours[w.node] if n != w.previous] or \
             self.neighbours[w.node]
+        def gaps(other: Walker) -> list[float]:
+            return [float(np.linalg.norm(self.nodes[n] - other.position)) for n in options]
+
         if w.shun is not None:
-            gaps = [np.linalg.norm(self.nodes[n] - w.shun.position) for n in options]
-            return int(options[int(np.argmax(gaps))])
+            return int(options[int(np.argmax(gaps(w.shun)))])
         if w.attract is not None and w.rng.random() < 0.8:
-            gaps = [np.linalg.norm(self.nodes[n] - w.attract.position) for n in options]
-            return int(options[int(np.argmin(gaps))])
+            return int(options[int(np.argmin(gaps(w.attract)))])
         return int(w.rng.choice(options))
 
     def step(self, dt: float) -> None:
